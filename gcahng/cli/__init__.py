@@ -1,0 +1,1 @@
+"""Command-line interface: ``gcahng <command>``. Commands are imported only when run."""

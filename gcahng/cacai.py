@@ -1,0 +1,123 @@
+"""CACAI, Channel-Adaptive Correlation-Aware Interpolation (method.md §4).
+
+Turns the learned per-edge interpolation vectors ``lambda`` into hard synthetic negatives:
+for anchor ``a = (t, c)`` and every candidate node ``(s, n)`` the candidate is pulled towards
+the anchor channel by channel, never further than the positive's distance, then the ``m``
+candidates of each negative class are mixed by random weighting.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from gcahng.errors import InputError
+
+RandomWeighting = Literal["shared", "per-pair"]
+RANDOM_WEIGHTINGS: tuple[str, ...] = ("shared", "per-pair")
+
+
+@dataclass(frozen=True)
+class SyntheticNegatives:
+    """``m*C*C`` synthetic negatives in row order ``t*C*C + a*C + n``.
+
+    Attributes:
+        embeddings: (m*C*C, D) negative of anchor ``(t, a)`` for class slot ``n``.
+        labels: (m*C*C,) class label of slot ``n``.
+        own_class: (m*C*C,) bool, ``n == a``: not a negative (losses mask or replace these rows).
+        anchor_index: (m*C*C,) batch index ``t*C + a`` of the row's anchor.
+    """
+
+    embeddings: Tensor
+    labels: Tensor
+    own_class: Tensor
+    anchor_index: Tensor
+
+
+def _mixing_weights(
+    m: int, C: int, mode: str, generator: torch.Generator | None, like: Tensor
+) -> Tensor:
+    """Random-weighting draws ``u``, shaped to broadcast over (m, m-1, C, C, 1).
+
+    ``shared`` (the reference): one ``u`` per ``(t, s)``, drawn in the order t outer, s inner.
+    ``per-pair``: an independent ``u`` per ``(t, s, anchor, class)``.
+    Drawn on the CPU from ``generator`` so results do not depend on the device.
+    """
+    if mode == "shared":
+        u = torch.rand(m, m - 1, generator=generator).view(m, m - 1, 1, 1, 1)
+    elif mode == "per-pair":
+        u = torch.rand(m, m - 1, C, C, generator=generator).unsqueeze(-1)
+    else:
+        raise InputError(f"unknown random weighting {mode!r}; choose one of {', '.join(RANDOM_WEIGHTINGS)}")
+    return u.to(device=like.device, dtype=like.dtype)
+
+
+def interpolate_candidates(z: Tensor, lam: Tensor | None, gamma: float, C: int, m: int) -> Tensor:
+    """Per-candidate interpolation ``zhat^(s)_{a,n}`` before mixing.
+
+    Args:
+        z: (B, D) chunk-major embeddings, ``B = C*m``.
+        lam: (B*B, D) interpolation vectors in row-major edge order (source = anchor,
+            target = candidate), or ``None`` for ``lambda = 1`` (HDML's interpolation).
+        gamma: hardness scale in (0, 1].
+    Returns:
+        (m, C, m, C, D) indexed ``[t, a, s, n]``.
+    """
+    B, D = z.shape
+    Z = z.view(m, C, D)
+    d_pos = (Z - Z.roll(-1, dims=0)).norm(dim=-1)[:, :, None, None, None]  # (m, C, 1, 1, 1): ||z_a - z_p||
+    cand = Z[None, None]  # (1, 1, m, C, D): z_(s,n)
+    diff = cand - Z[:, :, None, None]  # (m, C, m, C, D): z_sn - z_a
+    d_neg = diff.norm(dim=-1, keepdim=True)  # (m, C, m, C, 1)
+    harder = d_neg > d_pos
+    # r is evaluated only where d- > d+ (select, never multiply a mask: d- can be 0)
+    d_neg_safe = torch.where(harder, d_neg, torch.ones_like(d_neg))
+    scale = gamma if lam is None else gamma * lam.view(m, C, m, C, D)
+    r = (d_pos + (d_neg_safe - d_pos) * scale) / d_neg_safe
+    return torch.where(harder, Z[:, :, None, None] + r * diff, cand)
+
+
+def cacai(
+    z: Tensor,
+    lam: Tensor | None,
+    gamma: float,
+    labels: Tensor,
+    classes_per_batch: int,
+    per_class: int,
+    *,
+    random_weighting: str = "shared",
+    generator: torch.Generator | None = None,
+) -> SyntheticNegatives:
+    """Synthesise hard negatives (method.md §4).
+
+    Args:
+        z: (B, D) chunk-major embeddings (method.md §1), not normalised.
+        lam: (B*B, D) interpolation vectors from GCL (row-major edges), or ``None`` for 1.
+        gamma: ``exp(-alpha / Jbar_m)``.
+        labels: (B,) chunk-major labels.
+        random_weighting: ``"shared"`` (reference) or ``"per-pair"``.
+        generator: CPU random generator for the mixing weights.
+    """
+    C, m = classes_per_batch, per_class
+    B, D = z.shape
+    if B != C * m:
+        raise InputError(f"batch size {B} != classes_per_batch * per_class = {C * m}")
+    if lam is not None and lam.shape != (B * B, D):
+        raise InputError(f"lambda must have shape ({B * B}, {D}), got {tuple(lam.shape)}")
+    zhat = interpolate_candidates(z, lam, gamma, C, m)  # (m, C, m, C, D) [t, a, s, n]
+    u = _mixing_weights(m, C, random_weighting, generator, z)
+    acc = zhat[:, :, 0]  # (m, C, C, D) [t, a, n]
+    for s in range(1, m):
+        acc = zhat[:, :, s] + u[:, s - 1] * (acc - zhat[:, :, s])
+
+    slots = torch.arange(C, device=z.device)
+    own = (slots[:, None] == slots[None, :]).expand(m, C, C)  # [t, a, n]: n == a
+    anchor = (torch.arange(m, device=z.device)[:, None] * C + slots[None, :])  # (m, C)
+    return SyntheticNegatives(
+        embeddings=acc.reshape(m * C * C, D),
+        labels=labels[:C].repeat(m * C),
+        own_class=own.reshape(-1),
+        anchor_index=anchor[:, :, None].expand(m, C, C).reshape(-1),
+    )

@@ -1,0 +1,135 @@
+"""The hard-negative generator: GCL, CACAI and the label-preserving classifier ``W_s``."""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from gcahng.cacai import RANDOM_WEIGHTINGS, SyntheticNegatives, cacai
+from gcahng.errors import CheckpointError, InputError
+from gcahng.graph import GCL, build_batch_graph
+
+# (pattern on a reference key without "module.", replacement giving our key)
+_REFERENCE_KEYS: list[tuple[str, str]] = [
+    (r"gnn\.dim_red\.", "gcl.reduce."),
+    (r"gnn\.gnn\.(\d+)\.node_model\.layers\.0\.att\.q_linear\.", r"gcl.layers.\1.node_update.node_to_node.lin_q."),
+    (r"gnn\.gnn\.(\d+)\.node_model\.layers\.0\.att\.k_linear\.", r"gcl.layers.\1.node_update.node_to_node.lin_k."),
+    (r"gnn\.gnn\.(\d+)\.node_model\.layers\.0\.att\.v_linear\.", r"gcl.layers.\1.node_update.node_to_node.lin_v."),
+    (r"gnn\.gnn\.(\d+)\.node_model\.layers\.0\.att\.out\.", r"gcl.layers.\1.node_update.node_to_node.lin_out."),
+    (r"gnn\.gnn\.(\d+)\.node_model\.layers\.0\.edge_to_node\.", r"gcl.layers.\1.node_update.edge_to_node.lin."),
+    (r"gnn\.gnn\.(\d+)\.node_model\.layers\.0\.linear1\.", r"gcl.layers.\1.node_update.ffn.0."),
+    (r"gnn\.gnn\.(\d+)\.node_model\.layers\.0\.linear2\.", r"gcl.layers.\1.node_update.ffn.2."),
+    (r"gnn\.gnn\.(\d+)\.node_model\.layers\.0\.norm\.1\.", r"gcl.layers.\1.node_update.norm.norm."),
+    (r"gnn\.gnn\.(\d+)\.edge_model\.att\.q_linear\.", r"gcl.layers.\1.edge_update.node_to_edge.lin_q."),
+    (r"gnn\.gnn\.(\d+)\.edge_model\.att\.k_linear\.", r"gcl.layers.\1.edge_update.node_to_edge.lin_k."),
+    (r"gnn\.gnn\.(\d+)\.edge_model\.att\.v_linear\.", r"gcl.layers.\1.edge_update.node_to_edge.lin_v."),
+    (r"gnn\.gnn\.(\d+)\.edge_model\.node_to_edge\.", r"gcl.layers.\1.edge_update.node_to_edge.lin_node."),
+    (r"gnn\.gnn\.(\d+)\.edge_model\.linear\.([023])\.", r"gcl.layers.\1.edge_update.ffn.\2."),
+    (r"gnn\.gnn\.(\d+)\.edge_model\.norm\.1\.", r"gcl.layers.\1.edge_update.norm.norm."),
+    (r"gnn\.bottleneck1\.0\.", "gcl.edge_bn."),
+    (r"gnn\.bottleneck2\.0\.", "gcl.node_bn."),
+    (r"gnn\.fc\.0\.", "gcl.edge_readout."),
+    (r"gnn\.cls\.0\.", "gcl.node_classifier."),
+    (r"softmax_classifier\.", "classifier."),
+]
+_IGNORED = re.compile(r"gnn\.gnn\.\d+\.node_model\.layers\.0\.update_node\.")  # unused in the reference
+
+
+def reference_key_to_local(key: str) -> str | None:
+    """Our parameter name for a key of the authors' release, or ``None`` if it is not a generator key."""
+    key = key.removeprefix("module.")
+    for pattern, replacement in _REFERENCE_KEYS:
+        local, count = re.subn("^" + pattern, replacement, key)
+        if count:
+            return local
+    return None
+
+
+class HardNegativeGenerator(nn.Module):
+    """GCL (method.md §3) + CACAI (§4) + the classifier ``W_s`` (§5) that keeps negatives' labels.
+
+    Args:
+        dim: embedding size ``D``. num_classes: number of training classes.
+        iterations, heads, node_to_node, edge_to_node, node_to_edge, dropout: see :class:`GCL`.
+        random_weighting: ``"shared"`` (reference: one draw per (t, s) for the whole batch) or
+            ``"per-pair"`` (one draw per anchor and class).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_classes: int,
+        *,
+        iterations: int = 2,
+        heads: int = 4,
+        node_to_node: str = "attention",
+        edge_to_node: str = "sum",
+        node_to_edge: str = "attention",
+        dropout: float = 0.1,
+        random_weighting: str = "shared",
+    ) -> None:
+        super().__init__()
+        if random_weighting not in RANDOM_WEIGHTINGS:
+            raise InputError(
+                f"unknown random weighting {random_weighting!r}; choose one of {', '.join(RANDOM_WEIGHTINGS)}"
+            )
+        self.gcl = GCL(dim, num_classes, iterations, heads, node_to_node, edge_to_node, node_to_edge, dropout)
+        self.classifier = nn.Linear(dim, num_classes)  # W_s
+        self.random_weighting = random_weighting
+
+    def correlate(self, z: Tensor, labels: Tensor, classes_per_batch: int, per_class: int) -> tuple[Data, Tensor, Tensor]:
+        """Batch graph of ``z`` and GCL's output: ``(graph, lam (E, D), node_logits (B, K))``."""
+        graph = build_batch_graph(z, labels, classes_per_batch, per_class)
+        lam, node_logits = self.gcl(graph)
+        return graph, lam, node_logits
+
+    def interpolate(
+        self,
+        z: Tensor,
+        lam: Tensor | None,
+        gamma: float,
+        labels: Tensor,
+        classes_per_batch: int,
+        per_class: int,
+        generator: torch.Generator | None = None,
+    ) -> SyntheticNegatives:
+        """CACAI with this generator's random-weighting mode."""
+        return cacai(
+            z, lam, gamma, labels, classes_per_batch, per_class,
+            random_weighting=self.random_weighting, generator=generator,
+        )
+
+    def load_reference_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:
+        """Load the ``gnn.*`` and ``softmax_classifier.*`` entries of the authors' checkpoints.
+
+        Accepts a full-model state dict (other prefixes such as ``feature_extractor.`` are left
+        for the embedding network) with or without a ``module.`` prefix. The unused
+        ``update_node`` entries are ignored. Needs the reference layers (the defaults).
+        Raises :class:`CheckpointError` naming the key on a missing or unknown generator key
+        or a shape mismatch.
+        """
+        own = self.state_dict()
+        mapped: dict[str, Tensor] = {}
+        for key, value in state_dict.items():
+            bare = key.removeprefix("module.")
+            if not (bare.startswith("gnn.") or bare.startswith("softmax_classifier.")) or _IGNORED.match(bare):
+                continue
+            local = reference_key_to_local(bare)
+            if local is None or local not in own:
+                raise CheckpointError(f"unexpected generator key {key!r} in the reference checkpoint")
+            if tuple(value.shape) != tuple(own[local].shape):
+                raise CheckpointError(
+                    f"shape mismatch for {key!r}: checkpoint {tuple(value.shape)}, "
+                    f"model {tuple(own[local].shape)} (check dim, classes, iterations)"
+                )
+            mapped[local] = value
+        missing = sorted(set(own) - set(mapped))
+        if missing:
+            raise CheckpointError(
+                f"the reference checkpoint lacks {len(missing)} generator entries, first: {missing[0]!r} "
+                "(are the GCL iterations and layers the reference ones?)"
+            )
+        self.load_state_dict(mapped)

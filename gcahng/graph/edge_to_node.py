@@ -1,0 +1,40 @@
+"""Edge-to-node layers (method.md §3.1 step 2): every edge, same-class and self-loops included,
+sends ``g_ij = GELU(W_en w_ij + b_en)`` to its SOURCE node ``i`` (the edges leaving ``i``)."""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from torch_geometric.nn import MessagePassing
+
+from gcahng.graph.registries import EDGE_TO_NODE
+
+
+class _EdgeToSource(MessagePassing):
+    def __init__(self, dim: int, aggr: str) -> None:
+        # target_to_source: messages are aggregated at edge_index[0], the source
+        super().__init__(aggr=aggr, flow="target_to_source")
+        self.lin = nn.Linear(dim, dim)
+
+    def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor:
+        B = h.shape[0]
+        return self.propagate(data.edge_index, w=w, size=(B, B))  # (B, D)
+
+    def message(self, w: Tensor) -> Tensor:
+        return F.gelu(self.lin(w))  # (E, D)
+
+
+@EDGE_TO_NODE.register("sum")
+class SumEdgeToNode(_EdgeToSource):
+    """``o_i = sum_j GELU(W_en w_ij + b_en)`` (the reference: summed, not averaged)."""
+
+    def __init__(self, dim: int, *, heads: int = 1, dropout: float = 0.0) -> None:
+        super().__init__(dim, "add")
+
+
+@EDGE_TO_NODE.register("mean")
+class MeanEdgeToNode(_EdgeToSource):
+    """``o_i = mean_j GELU(W_en w_ij + b_en)``."""
+
+    def __init__(self, dim: int, *, heads: int = 1, dropout: float = 0.0) -> None:
+        super().__init__(dim, "mean")

@@ -1,0 +1,147 @@
+"""GCL, Global Correlation Learning (method.md §3): ``K`` iterations of node and edge
+message passing over the batch graph, then the interpolation-vector and node-class read-outs."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from gcahng.errors import InputError
+from gcahng.graph.registries import EDGE_TO_NODE, NODE_TO_EDGE, NODE_TO_NODE, Skip
+
+# importing the layer modules registers the built-in layers
+from gcahng.graph import edge_to_node as _edge_to_node  # noqa: F401
+from gcahng.graph import node_to_edge as _node_to_edge  # noqa: F401
+from gcahng.graph import node_to_node as _node_to_node  # noqa: F401
+
+
+class _GeluNorm(nn.Module):
+    """``N(x) = LayerNorm(GELU(x))``; one instance is shared by all places of a layer."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(F.gelu(x))
+
+
+class NodeUpdate(nn.Module):
+    """§3.1: ``h <- N(h + node_to_node)``, ``h <- N(h + edge_to_node)``, ``h <- N(h + FFN(h))``."""
+
+    def __init__(self, dim: int, node_to_node: str, edge_to_node: str, heads: int) -> None:
+        super().__init__()
+        self.node_to_node = NODE_TO_NODE.get(node_to_node)(dim, heads=heads, dropout=0.0)
+        self.edge_to_node = EDGE_TO_NODE.get(edge_to_node)(dim, heads=heads, dropout=0.0)
+        self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.norm = _GeluNorm(dim)
+
+    def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor:
+        o = self.node_to_node(h, data)
+        if o is not None:
+            h = self.norm(h + o)
+        o = self.edge_to_node(h, w, data)
+        if o is not None:
+            h = self.norm(h + o)
+        return self.norm(h + self.ffn(h))  # (B, D)
+
+
+class EdgeUpdate(nn.Module):
+    """§3.2: ``w <- N(a + w)``, ``w <- N(w + F(w))`` with ``F = W_4 LN_4D(GELU(W_3 w))``.
+
+    With the ``none`` node-to-edge layer the edges are not updated at all: they keep their
+    current features (the initial correlations), and no feed-forward is built.
+    """
+
+    def __init__(self, dim: int, node_to_edge: str, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.node_to_edge = NODE_TO_EDGE.get(node_to_edge)(dim, heads=heads, dropout=dropout)
+        self.updates_edges = not isinstance(self.node_to_edge, Skip)
+        if self.updates_edges:
+            self.ffn = nn.Sequential(
+                nn.Linear(dim, 4 * dim), nn.GELU(), nn.LayerNorm(4 * dim), nn.Linear(4 * dim, dim)
+            )
+            self.norm = _GeluNorm(dim)
+
+    def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor:
+        a = self.node_to_edge(h, w, data)
+        if a is None:
+            return w
+        w = self.norm(a + w)
+        return self.norm(w + self.ffn(w))  # (E, D)
+
+
+class GCLIteration(nn.Module):
+    """One iteration: nodes first (with the current edges), then edges (with the new nodes)."""
+
+    def __init__(
+        self, dim: int, heads: int, node_to_node: str, edge_to_node: str, node_to_edge: str, dropout: float
+    ) -> None:
+        super().__init__()
+        self.node_update = NodeUpdate(dim, node_to_node, edge_to_node, heads)
+        self.edge_update = EdgeUpdate(dim, node_to_edge, heads, dropout)
+
+    def forward(self, h: Tensor, w: Tensor, data: Data) -> tuple[Tensor, Tensor]:
+        h = self.node_update(h, w, data)
+        return h, self.edge_update(h, w, data)
+
+
+def _frozen_zero_bias_bn(dim: int) -> nn.BatchNorm1d:
+    bn = nn.BatchNorm1d(dim)  # weight 1, bias 0
+    bn.bias.requires_grad_(False)
+    return bn
+
+
+class GCL(nn.Module):
+    """Global Correlation Learning over a batch graph.
+
+    Args:
+        dim: embedding size ``D`` (node and edge feature size).
+        num_classes: number of training classes of the node classifier.
+        iterations: ``K``. heads: ``H`` of the node attention (``dim % heads == 0``).
+        node_to_node, edge_to_node, node_to_edge: names in the registries of
+            :mod:`gcahng.graph.registries`; the defaults are the reference architecture.
+        dropout: dropout on the node-to-edge attention weights (training mode).
+    ``forward(data) -> (lam, node_logits)``: ``lam`` (E, D) in ``(0, 1)`` in the edge order of
+    ``data.edge_index``; ``node_logits`` (B, num_classes).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_classes: int,
+        iterations: int = 2,
+        heads: int = 4,
+        node_to_node: str = "attention",
+        edge_to_node: str = "sum",
+        node_to_edge: str = "attention",
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if iterations < 1:
+            raise InputError(f"GCL iterations must be >= 1, got {iterations}")
+        if num_classes < 1:
+            raise InputError(f"num_classes must be >= 1, got {num_classes}")
+        if heads < 1 or dim % heads:
+            raise InputError(f"embedding size {dim} must be divisible by the number of heads {heads}")
+        self.dim, self.num_classes = dim, num_classes
+        self.reduce = nn.Linear(dim, dim)  # W_red
+        self.layers = nn.ModuleList(
+            GCLIteration(dim, heads, node_to_node, edge_to_node, node_to_edge, dropout)
+            for _ in range(iterations)
+        )
+        self.edge_bn = _frozen_zero_bias_bn(dim)  # BN_e
+        self.edge_readout = nn.Linear(dim, dim)  # W_lam
+        self.node_bn = _frozen_zero_bias_bn(dim)  # BN_n
+        self.node_classifier = nn.Linear(dim, num_classes)  # W_cls
+
+    def forward(self, data: Data) -> tuple[Tensor, Tensor]:
+        if data.x.shape[1] != self.dim:
+            raise InputError(f"graph node features have size {data.x.shape[1]}, GCL expects {self.dim}")
+        h = self.reduce(data.x)  # (B, D)
+        w = data.edge_attr  # (E, D)
+        for layer in self.layers:
+            h, w = layer(h, w, data)
+        lam = torch.sigmoid(self.edge_readout(self.edge_bn(w)))  # (E, D)
+        return lam, self.node_classifier(self.node_bn(h))  # (B, num_classes)

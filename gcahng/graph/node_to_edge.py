@@ -1,0 +1,69 @@
+"""Node-to-edge layers (method.md §3.2 step 2): each edge gathers a message from its two
+endpoints. Node projections run once per node and are gathered per edge (PyG's
+``edge_updater``); in PyG's naming ``_j`` is the source ``edge_index[0]`` and ``_i`` the target."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from torch_geometric.nn import MessagePassing
+
+from gcahng.graph.registries import NODE_TO_EDGE
+
+
+@NODE_TO_EDGE.register("attention")
+class EdgeAttention(MessagePassing):
+    """Single-head attention of an edge over its two endpoints (the reference architecture).
+
+    ``n = GELU(W_ne h + b_ne)``; query ``W_q' w_ij``, keys ``W_k' n_i``, ``W_k' n_j``, values
+    likewise; ``(alpha_i, alpha_j) = softmax(<q, k_i>, <q, k_j>) / sqrt(D)``, dropout on the two
+    weights in training mode; ``a_ij = alpha_i v_i + alpha_j v_j``.
+    """
+
+    def __init__(self, dim: int, *, heads: int = 1, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.scale = 1.0 / math.sqrt(dim)
+        self.lin_node = nn.Linear(dim, dim)  # W_ne, PyTorch default init
+        self.lin_q = nn.Linear(dim, dim)
+        self.lin_k = nn.Linear(dim, dim)
+        self.lin_v = nn.Linear(dim, dim)
+        for lin in (self.lin_q, self.lin_k, self.lin_v):
+            nn.init.xavier_uniform_(lin.weight)
+            nn.init.zeros_(lin.bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor:
+        n = F.gelu(self.lin_node(h))  # (B, D)
+        return self.edge_updater(data.edge_index, k=self.lin_k(n), v=self.lin_v(n), w=w)
+
+    def endpoint_weights(self, k_i: Tensor, k_j: Tensor, w: Tensor) -> Tensor:
+        """(E, 2) softmax weights of (source, target) before dropout."""
+        q = self.lin_q(w)  # (E, D)
+        scores = torch.stack([(q * k_j).sum(-1), (q * k_i).sum(-1)], dim=-1) * self.scale
+        return scores.softmax(dim=-1)
+
+    def edge_update(self, k_i: Tensor, k_j: Tensor, v_i: Tensor, v_j: Tensor, w: Tensor) -> Tensor:
+        alpha = self.dropout(self.endpoint_weights(k_i, k_j, w))  # (E, 2)
+        return alpha[:, :1] * v_j + alpha[:, 1:] * v_i  # (E, D)
+
+
+@NODE_TO_EDGE.register("mlp")
+class MLPNodeToEdge(MessagePassing):
+    """``a_ij = GELU(P n_i + Q n_j + R w_ij + b)`` with ``n = GELU(W_ne h + b_ne)``: no attention."""
+
+    def __init__(self, dim: int, *, heads: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.lin_node = nn.Linear(dim, dim)
+        self.lin_src = nn.Linear(dim, dim, bias=False)
+        self.lin_dst = nn.Linear(dim, dim, bias=False)
+        self.lin_edge = nn.Linear(dim, dim)
+
+    def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor:
+        n = F.gelu(self.lin_node(h))
+        return self.edge_updater(data.edge_index, src=self.lin_src(n), dst=self.lin_dst(n), w=w)
+
+    def edge_update(self, src_j: Tensor, dst_i: Tensor, w: Tensor) -> Tensor:
+        return F.gelu(src_j + dst_i + self.lin_edge(w))

@@ -1,0 +1,107 @@
+"""Node-to-node layers (method.md §3.1 step 1): messages between nodes of different classes.
+
+Only edges joining different classes take part; same-class edges and self-loops carry no
+message. Each layer returns ``o`` (B, D), and the node update applies ``h <- N(h + o)``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from torch_geometric.nn import GATv2Conv, MessagePassing
+
+from gcahng.errors import InputError
+from gcahng.graph.registries import NODE_TO_NODE
+from gcahng.graph.softmax import zero_slot_softmax
+
+
+def cross_class_edges(data: Data) -> Tensor:
+    """(2, E') the edges of ``data`` that join different classes (no self-loops)."""
+    return data.edge_index[:, ~data.same_class]
+
+
+def _check_heads(dim: int, heads: int) -> None:
+    if heads < 1 or dim % heads:
+        raise InputError(f"embedding size {dim} must be divisible by the number of heads {heads}")
+
+
+@NODE_TO_NODE.register("attention")
+class NodeAttention(MessagePassing):
+    """Masked multi-head attention with a zero-logit slot (the reference architecture).
+
+    For an edge ``i -> j`` the score of head ``h`` is ``<q_j, k_i> / sqrt(D/H)`` (the target
+    asks, the source answers); weights are :func:`zero_slot_softmax` over the cross-class
+    edges entering ``j``; ``o_j = W_o concat_h(sum_i a_ij v_i) + b_o``. ``q, k, v`` are projected
+    once per node and gathered per edge.
+    """
+
+    def __init__(self, dim: int, *, heads: int = 4, dropout: float = 0.0) -> None:
+        super().__init__(aggr="add", node_dim=0)
+        _check_heads(dim, heads)
+        self.heads, self.head_dim = heads, dim // heads
+        self.lin_q = nn.Linear(dim, dim)
+        self.lin_k = nn.Linear(dim, dim)
+        self.lin_v = nn.Linear(dim, dim)
+        self.lin_out = nn.Linear(dim, dim)
+        for lin in (self.lin_q, self.lin_k, self.lin_v, self.lin_out):
+            nn.init.xavier_uniform_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    def _heads(self, x: Tensor) -> Tensor:
+        return x.view(x.shape[0], self.heads, self.head_dim)  # (N, H, D/H)
+
+    def forward(self, h: Tensor, data: Data) -> Tensor:
+        B = h.shape[0]
+        q, k, v = self._heads(self.lin_q(h)), self._heads(self.lin_k(h)), self._heads(self.lin_v(h))
+        out = self.propagate(cross_class_edges(data), q=q, k=k, v=v, size=(B, B))  # (B, H, D/H)
+        return self.lin_out(out.reshape(B, -1))
+
+    def _weights(self, q_i: Tensor, k_j: Tensor, index: Tensor, num_nodes: int) -> Tensor:
+        scores = (q_i * k_j).sum(-1) / math.sqrt(self.head_dim)  # (E', H)
+        return zero_slot_softmax(scores, index, num_nodes)
+
+    def message(self, q_i: Tensor, k_j: Tensor, v_j: Tensor, index: Tensor, size_i: int) -> Tensor:
+        # q_i: target's query, k_j / v_j: source's key / value, all (E', H, D/H)
+        return self._weights(q_i, k_j, index, size_i).unsqueeze(-1) * v_j
+
+    @torch.no_grad()
+    def attention_weights(self, h: Tensor, data: Data) -> Tensor:
+        """(E, H) weights of every edge of ``data`` (exactly 0 on same-class edges and self-loops)."""
+        q, k = self._heads(self.lin_q(h)), self._heads(self.lin_k(h))
+        cross = ~data.same_class
+        src, dst = data.edge_index[:, cross]
+        weights = q.new_zeros(data.edge_index.shape[1], self.heads)
+        weights[cross] = self._weights(q[dst], k[src], dst, h.shape[0])
+        return weights
+
+
+@NODE_TO_NODE.register("gat")
+class GATNodeToNode(nn.Module):
+    """PyG's ``GATv2Conv`` (``H`` heads of size ``D/H``, concatenated) on the cross-class edges."""
+
+    def __init__(self, dim: int, *, heads: int = 4, dropout: float = 0.0) -> None:
+        super().__init__()
+        _check_heads(dim, heads)
+        self.conv = GATv2Conv(dim, dim // heads, heads=heads, add_self_loops=False)
+
+    def forward(self, h: Tensor, data: Data) -> Tensor:
+        return self.conv(h, cross_class_edges(data))
+
+
+@NODE_TO_NODE.register("mean")
+class MeanNodeToNode(MessagePassing):
+    """Uniform attention: ``o_j = W_o mean_{i cross-class} W_v h_i + b_o``."""
+
+    def __init__(self, dim: int, *, heads: int = 4, dropout: float = 0.0) -> None:
+        super().__init__(aggr="mean")
+        self.lin_v = nn.Linear(dim, dim)
+        self.lin_out = nn.Linear(dim, dim)
+
+    def forward(self, h: Tensor, data: Data) -> Tensor:
+        B = h.shape[0]
+        return self.lin_out(self.propagate(cross_class_edges(data), v=self.lin_v(h), size=(B, B)))
+
+    def message(self, v_j: Tensor) -> Tensor:
+        return v_j

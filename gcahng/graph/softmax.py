@@ -1,0 +1,25 @@
+"""Softmax over the incoming edges of each node with an extra logit fixed at zero."""
+from __future__ import annotations
+
+from torch import Tensor
+from torch_geometric.utils import scatter
+
+
+def zero_slot_softmax(scores: Tensor, index: Tensor, num_nodes: int) -> Tensor:
+    """``a_e = exp(s_e) / (1 + sum_{e' -> same target} exp(s_e'))``, computed stably.
+
+    The ``1`` is a "no message" slot: a node whose incoming scores are all very negative
+    receives (almost) nothing. Stabilised by subtracting ``M = max(0, max s)`` per target.
+
+    Args:
+        scores: (E, ...) one score per edge (and head).
+        index: (E,) target node of each edge.
+        num_nodes: number of target nodes.
+    Returns:
+        (E, ...) weights; per target they sum to ``1 - exp(-M) / denominator < 1``.
+    """
+    node_max = scatter(scores.detach(), index, dim=0, dim_size=num_nodes, reduce="max")
+    node_max = node_max.clamp_min(0.0)  # (N, ...): the zero slot takes part in the maximum
+    expd = (scores - node_max[index]).exp()  # (E, ...)
+    denom = (-node_max).exp() + scatter(expd, index, dim=0, dim_size=num_nodes, reduce="sum")
+    return expd / denom[index]

@@ -1,0 +1,16 @@
+"""Losses of GCA-HNG (method.md §5). Metric losses are chosen by name from ``METRIC_LOSSES``."""
+from gcahng.losses.generator import (
+    GeneratorLossWeights,
+    diversity_loss,
+    generator_loss,
+    hardness_loss,
+    label_preserving_loss,
+)
+from gcahng.losses.npair import NPairLoss
+from gcahng.losses.registry import METRIC_LOSSES
+from gcahng.losses.regularization import L2_WEIGHT, l2_per_row
+
+__all__ = [
+    "METRIC_LOSSES", "NPairLoss", "L2_WEIGHT", "l2_per_row",
+    "GeneratorLossWeights", "generator_loss", "label_preserving_loss", "hardness_loss", "diversity_loss",
+]

@@ -1,0 +1,55 @@
+"""Losses that train the hard-negative generator: ``J_gen`` and its terms (method.md §5)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gcahng.cacai import SyntheticNegatives
+
+
+def label_preserving_loss(logits: Tensor, negatives: SyntheticNegatives) -> Tensor:
+    """``J_soft``: cross-entropy of ``W_s zhat`` (logits, (m*C*C, K)) against the class of slot ``n``."""
+    return F.cross_entropy(logits, negatives.labels)
+
+
+def hardness_loss(z: Tensor, negatives: SyntheticNegatives) -> Tensor:
+    """``J_sim``: mean over ALL rows of ``1 - cos(z_a, zhat)``, own-class rows counted as 0."""
+    cos = F.cosine_similarity(z[negatives.anchor_index], negatives.embeddings, dim=1)
+    return torch.where(negatives.own_class, torch.zeros_like(cos), 1.0 - cos).mean()
+
+
+def diversity_loss(lam: Tensor, num_nodes: int) -> Tensor:
+    """``J_div = 0.01 * (1 - sqrt(sum_ij ||lam_ij - mean_j' lam_ij'||^2 / E))``.
+
+    ``lam``: (E, D), E = ``num_nodes**2`` in row-major order (rows grouped by source node).
+    """
+    per_source = lam.view(num_nodes, num_nodes, -1)
+    spread = (per_source - per_source.mean(dim=1, keepdim=True)).pow(2).sum() / lam.shape[0]
+    return 0.01 * (1.0 - spread.clamp_min(1e-12).sqrt())
+
+
+@dataclass(frozen=True)
+class GeneratorLossWeights:
+    """``J_gen = 0.5 * (softmax * J_soft + w_dot * J_sim + w_div * J_div)``; ``softmax`` is ``S``."""
+
+    softmax: float = 20.0
+    w_dot: float = 20.0
+    w_div: float = 60.0
+
+
+def generator_loss(
+    z: Tensor,
+    lam: Tensor,
+    negatives: SyntheticNegatives,
+    classifier_logits: Tensor,
+    weights: GeneratorLossWeights,
+) -> dict[str, Tensor]:
+    """All generator terms: ``{"J_soft", "J_sim", "J_div", "J_gen"}``."""
+    j_soft = label_preserving_loss(classifier_logits, negatives)
+    j_sim = hardness_loss(z, negatives)
+    j_div = diversity_loss(lam, z.shape[0])
+    j_gen = 0.5 * (weights.softmax * j_soft + weights.w_dot * j_sim + weights.w_div * j_div)
+    return {"J_soft": j_soft, "J_sim": j_sim, "J_div": j_div, "J_gen": j_gen}

@@ -15,7 +15,11 @@ from gcahng import __version__
 from gcahng.errors import GcahngError
 
 # command name -> "module:attribute" of a click.Command
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "index": "gcahng.cli.index:index_command",
+    "retrieve": "gcahng.cli.retrieve:retrieve_command",
+    "plot": "gcahng.cli.plot:plot_group",
+}
 
 
 class LazyGroup(click.Group):

@@ -1,0 +1,125 @@
+"""A trained embedding network, ready to turn images into L2-normalised embeddings.
+
+    embedder = gcahng.load("runs/cub/best.pt")
+    vectors = embedder.embed(["a.jpg", "b.jpg"])      # (2, D) float32, unit rows
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from gcahng.data.images import load_rgb
+from gcahng.errors import CheckpointError, InputError
+from gcahng.retrieval.checkpoint import read_checkpoint
+
+ImageLike = Union[str, Path, Image.Image]
+
+
+class Embedder:
+    """An embedding network in eval mode with its test-time preprocessing.
+
+    ``spec`` is the network's ``ModelSpec``; ``fingerprint`` identifies its weights (see
+    :func:`gcahng.retrieval.checkpoint.checkpoint_fingerprint`).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        transform: Callable[[Image.Image], torch.Tensor],
+        *,
+        fingerprint: str,
+        checkpoint: Path | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.transform = transform
+        self.fingerprint = fingerprint
+        self.checkpoint = checkpoint
+
+    @property
+    def spec(self) -> Any:
+        return self.model.spec
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.model.spec.embedding_dim)
+
+    def preprocess(self, image: ImageLike) -> torch.Tensor:
+        """One image (path or PIL image) as the network's (3, H, W) input tensor.
+
+        An unreadable file raises :class:`~gcahng.data.images.UnreadableImageError` naming it.
+        """
+        if isinstance(image, Image.Image):
+            return self.transform(image.convert("RGB"))
+        if isinstance(image, (str, Path)):
+            return self.transform(load_rgb(image))
+        raise InputError(f"expected an image path or a PIL image, got {type(image).__name__}")
+
+    @torch.inference_mode()
+    def embed_batch(self, batch: torch.Tensor) -> np.ndarray:
+        """Embeddings (B, D) float32, L2-normalised, of preprocessed images (B, 3, H, W)."""
+        if batch.ndim != 4 or batch.shape[1] != 3:
+            raise InputError(f"expected preprocessed images of shape (B, 3, H, W), got {tuple(batch.shape)}")
+        vectors = self.model(batch.to(self.device, torch.float32))
+        return F.normalize(vectors.float(), dim=1).cpu().numpy()
+
+    def embed(
+        self, images_or_paths: Sequence[ImageLike] | ImageLike | torch.Tensor, batch_size: int = 32
+    ) -> np.ndarray:
+        """Embeddings (N, D) float32, L2-normalised, of image paths, PIL images, or a preprocessed tensor.
+
+        A single path or image gives shape (1, D). Any unreadable file raises an error naming
+        it; to skip unreadable files instead use :func:`gcahng.retrieval.gallery.embed_files`.
+        """
+        if isinstance(images_or_paths, torch.Tensor):
+            return np.concatenate(
+                [self.embed_batch(chunk) for chunk in images_or_paths.split(batch_size)]
+            ) if len(images_or_paths) else np.zeros((0, self.embedding_dim), np.float32)
+        if isinstance(images_or_paths, (str, Path, Image.Image)):
+            images_or_paths = [images_or_paths]
+        items = list(images_or_paths)
+        if batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        out = [np.zeros((0, self.embedding_dim), np.float32)]
+        for start in range(0, len(items), batch_size):
+            batch = torch.stack([self.preprocess(item) for item in items[start : start + batch_size]])
+            out.append(self.embed_batch(batch))
+        return np.concatenate(out)
+
+
+def _build_model(model_spec: dict[str, Any], state_dict: dict[str, torch.Tensor], path: Path) -> torch.nn.Module:
+    from gcahng.models import ModelSpec, create_embedding_model
+
+    try:
+        spec = ModelSpec.from_dict(model_spec)
+        model = create_embedding_model(
+            spec.backbone, spec.embedding_dim, pretrained=False,
+            image_size=spec.image_size, resize_size=spec.resize_size,
+        )
+    except (TypeError, KeyError, ValueError) as err:
+        raise CheckpointError(f"{path}: cannot build the model its spec describes ({err})") from err
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the {spec.backbone} model: {err}") from err
+    return model
+
+
+def load(checkpoint: str | Path, device: str | torch.device = "cpu") -> Embedder:
+    """The embedding network of a gcahng checkpoint, in eval mode on ``device``.
+
+    Raises :class:`~gcahng.errors.CheckpointError` naming the file when it is missing, not a
+    gcahng checkpoint, or its weights do not fit its model spec.
+    """
+    from gcahng.data import build_transforms
+
+    ckpt = read_checkpoint(checkpoint)
+    model = _build_model(ckpt.model_spec, ckpt.state_dict, ckpt.path)
+    transform = build_transforms(False, image_size=model.spec.image_size, resize_size=model.spec.resize_size)
+    return Embedder(model, transform, fingerprint=ckpt.fingerprint, checkpoint=ckpt.path, device=device)

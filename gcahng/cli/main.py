@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "index": "gcahng.cli.index:index_command",
     "retrieve": "gcahng.cli.retrieve:retrieve_command",
     "plot": "gcahng.cli.plot:plot_group",
+    "data": "gcahng.cli.data:data",
 }
 
 

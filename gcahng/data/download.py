@@ -1,0 +1,188 @@
+"""``gcahng data download``: fetch, verify, resume and safely extract the public archives.
+
+Only CUB-200-2011 and SOP have stable public archives with known size and SHA-256; for the
+other datasets the error message gives the official source and the expected layout.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+from tqdm import tqdm
+
+from gcahng.data.records import SplitRecords
+from gcahng.data.registry import DATASETS, ArchiveSpec
+from gcahng.errors import DataError, GcahngError, OfflineError
+
+Opener = Callable[..., Any]
+"""``urllib.request.urlopen``-like: ``(request, timeout=seconds) -> response`` with
+``.status``, ``.read(n)`` and context-manager support."""
+
+CHUNK_BYTES = 1 << 20
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, spec: ArchiveSpec) -> None:
+    size = path.stat().st_size
+    if size != spec.size:
+        raise DataError(f"{path} has {size:,} bytes, expected {spec.size:,}; delete it and download again")
+    if sha256_of(path) != spec.sha256:
+        raise DataError(f"{path} does not have the expected SHA-256 {spec.sha256}; delete it and download again")
+
+
+def fetch(
+    spec: ArchiveSpec,
+    folder: Path,
+    *,
+    opener: Opener | None = None,
+    timeout: float = 15.0,
+    help_text: str = "",
+    show_progress: bool = False,
+) -> Path:
+    """Download ``spec`` into ``folder`` and return the verified file.
+
+    A partial ``<filename>.part`` from an interrupted run is resumed with an HTTP ``Range``
+    request (restarted when the server ignores it). The file is renamed to its final name only
+    after its size and SHA-256 match; a mismatching download is deleted. Unreachable hosts
+    raise :class:`~gcahng.errors.OfflineError` within ``timeout`` seconds, with ``help_text``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / spec.filename
+    if target.exists():
+        _verify(target, spec)
+        return target
+    part = folder / (spec.filename + ".part")
+    offset = part.stat().st_size if part.exists() else 0
+    if offset > spec.size:
+        part.unlink()
+        offset = 0
+    if offset < spec.size:
+        _download(spec, part, offset, opener or urllib.request.urlopen, timeout, help_text, show_progress)
+    try:
+        _verify(part, spec)
+    except DataError:
+        part.unlink()
+        raise DataError(
+            f"the download of {spec.url} does not match the expected size {spec.size:,} bytes and "
+            f"SHA-256 {spec.sha256}; the corrupt file was deleted, run the command again"
+        ) from None
+    part.rename(target)
+    return target
+
+
+def _download(
+    spec: ArchiveSpec, part: Path, offset: int, opener: Opener, timeout: float, help_text: str, show_progress: bool
+) -> None:
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    request = urllib.request.Request(spec.url, headers=headers)
+    try:
+        response = opener(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        raise DataError(f"{spec.url}: the server answered HTTP {err.code} {err.reason}.\n{help_text}") from None
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise OfflineError(f"cannot download {spec.url} (no network? {reason}).\n{help_text}") from None
+    with response:
+        status = getattr(response, "status", 200)
+        if offset and status != 206:
+            offset = 0  # the server ignored the Range request: start over
+        written = offset
+        with part.open("ab" if offset else "wb") as out, tqdm(
+            total=spec.size, initial=offset, unit="B", unit_scale=True, disable=not show_progress, desc=spec.filename
+        ) as bar:
+            try:
+                for block in iter(lambda: response.read(CHUNK_BYTES), b""):
+                    out.write(block)
+                    written += len(block)
+                    bar.update(len(block))
+            except (urllib.error.URLError, OSError) as err:
+                raise OfflineError(
+                    f"the download of {spec.url} broke off after {written:,} of {spec.size:,} bytes ({err}); "
+                    "run the command again to resume"
+                ) from None
+    if written < spec.size:
+        raise OfflineError(
+            f"the download of {spec.url} ended after {written:,} of {spec.size:,} bytes; run the command again to resume"
+        )
+
+
+def _check_member(name: str, archive: Path) -> None:
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or (len(name) > 1 and name[1] == ":"):
+        raise DataError(f"{archive}: refusing to extract member {name!r}, it points outside the target folder")
+
+
+def extract(archive: Path, destination: Path) -> None:
+    """Extract a tar (any compression) or zip archive into ``destination``.
+
+    Members with absolute paths or ``..`` components, links and device files are refused
+    before anything of theirs is written.
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zipped:
+            for info in zipped.infolist():
+                _check_member(info.filename, archive)
+                if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                    raise DataError(f"{archive}: refusing to extract the symbolic link {info.filename!r}")
+                zipped.extract(info, destination)
+        return
+    try:
+        with tarfile.open(archive, mode="r:*") as tar:
+            for member in tar:
+                _check_member(member.name, archive)
+                if not (member.isfile() or member.isdir()):
+                    raise DataError(f"{archive}: refusing to extract {member.name!r}, not a regular file or folder")
+                if hasattr(tarfile, "data_filter"):
+                    tar.extract(member, destination, filter="data")
+                else:
+                    tar.extract(member, destination)
+    except tarfile.TarError as err:
+        raise DataError(f"{archive}: not a readable tar or zip archive ({err})") from None
+
+
+def download_dataset(
+    name: str,
+    data_root: str | os.PathLike,
+    *,
+    opener: Opener | None = None,
+    timeout: float = 15.0,
+    show_progress: bool = False,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict[str, SplitRecords]:
+    """Make dataset ``name`` ready under ``data_root``: download, verify, extract, validate.
+
+    Does nothing but validate when the dataset is already there. Datasets without a public
+    archive raise :class:`~gcahng.errors.DataError` with the official source and layout.
+    """
+    source = DATASETS.get(name)
+    root = Path(data_root).expanduser()
+    if source.archive is None:
+        raise DataError(f"{name} cannot be downloaded automatically.\n{source.how_to_get}")
+    if root.is_dir():
+        try:
+            records = source.read(root)
+        except GcahngError:
+            pass
+        else:
+            log(f"{name} is already present under {root}")
+            return records
+    archive = fetch(
+        source.archive, root, opener=opener, timeout=timeout, help_text=source.how_to_get, show_progress=show_progress
+    )
+    log(f"verified {archive}; extracting")
+    extract(archive, root)
+    return source.read(root)

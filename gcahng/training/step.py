@@ -72,7 +72,7 @@ def _clip(module: nn.Module, value: float) -> None:
 def _require_finite(name: str, value: Tensor) -> None:
     if not bool(torch.isfinite(value)):
         raise NonFiniteLossError(
-            f"{name} became {float(value)}; stopping before any update from it "
+            f"{name} became {float(value.detach())}; stopping before any update from it "
             "(lower the learning rate or check the inputs)"
         )
 

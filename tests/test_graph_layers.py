@@ -1,0 +1,210 @@
+"""GCL layers against slow, explicit per-edge loops (float64)."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gcahng.graph import (
+    EDGE_TO_NODE,
+    GCL,
+    NODE_TO_EDGE,
+    NODE_TO_NODE,
+    EdgeAttention,
+    MeanEdgeToNode,
+    NodeAttention,
+    SumEdgeToNode,
+    build_batch_graph,
+)
+from core_helpers import random_batch
+
+
+def _graph(C=3, m=2, D=8, seed=0):
+    z, y = random_batch(C, m, D, seed=seed)
+    return build_batch_graph(z, y, C, m)
+
+
+def test_node_attention_matches_loop_with_zero_slot_and_mask():
+    torch.manual_seed(0)
+    C, m, D, H = 3, 3, 8, 2
+    g = _graph(C, m, D)
+    layer = NodeAttention(D, heads=H).double()
+    h = torch.randn(C * m, D, dtype=torch.float64)
+    B, d = C * m, D // H
+    q = layer.lin_q(h).view(B, H, d)
+    k = layer.lin_k(h).view(B, H, d)
+    v = layer.lin_v(h).view(B, H, d)
+    expected_w = torch.zeros(B * B, H, dtype=torch.float64)
+    expected_o = torch.zeros(B, H, d, dtype=torch.float64)
+    for j in range(B):  # target
+        for head in range(H):
+            valid = [i for i in range(B) if g.y[i] != g.y[j]]
+            scores = {i: float((q[j, head] @ k[i, head]).detach()) / math.sqrt(d) for i in valid}
+            denom = 1.0 + sum(math.exp(s) for s in scores.values())
+            for i, s in scores.items():
+                a = math.exp(s) / denom
+                expected_w[i * B + j, head] = a
+                expected_o[j, head] += a * v[i, head]
+    weights = layer.attention_weights(h, g)
+    torch.testing.assert_close(weights, expected_w)
+    assert (weights[g.same_class] == 0).all()  # same-class edges and self-loops: exactly 0
+    out = layer(h, g)
+    torch.testing.assert_close(out, layer.lin_out(expected_o.reshape(B, D)))
+
+
+def test_node_attention_is_stable_for_large_scores():
+    g = _graph(2, 2, 4)
+    layer = NodeAttention(4, heads=1).double()
+    h = torch.randn(4, 4, dtype=torch.float64) * 1e4
+    w = layer.attention_weights(h, g)
+    assert torch.isfinite(w).all() and (w >= 0).all()
+    sums = torch.zeros(4, dtype=torch.float64).index_add_(0, g.edge_index[1], w[:, 0])
+    assert (sums <= 1 + 1e-12).all()
+
+
+def test_projections_run_on_nodes_not_on_gathered_edges():
+    C, m, D = 3, 2, 8
+    g = _graph(C, m, D)
+    gcl = GCL(D, 5, iterations=1, heads=2).double()
+    rows = {}
+    hooks = []
+    for name, module in gcl.named_modules():
+        if name.endswith(("lin_k", "lin_v")) or name.endswith("node_to_node.lin_q"):
+            hooks.append(module.register_forward_hook(lambda mod, inp, out, name=name: rows.__setitem__(name, inp[0].shape[0])))
+    gcl(g)
+    assert rows and all(n == C * m for n in rows.values()), rows
+
+
+def test_edge_to_node_sum_and_mean_over_edges_leaving_the_source():
+    C, m, D = 2, 3, 6
+    g = _graph(C, m, D)
+    B = C * m
+    h = torch.randn(B, D, dtype=torch.float64)
+    w = torch.randn(B * B, D, dtype=torch.float64)
+    for cls, reduce in ((SumEdgeToNode, "sum"), (MeanEdgeToNode, "mean")):
+        layer = cls(D).double()
+        out = layer(h, w, g)
+        for i in range(B):
+            msgs = torch.stack([F.gelu(layer.lin(w[i * B + j])) for j in range(B)])
+            expected = msgs.sum(0) if reduce == "sum" else msgs.mean(0)
+            torch.testing.assert_close(out[i], expected)
+
+
+def test_edge_attention_matches_loop():
+    torch.manual_seed(1)
+    C, m, D = 2, 2, 6
+    g = _graph(C, m, D)
+    B = C * m
+    layer = EdgeAttention(D, dropout=0.1).double().eval()
+    h = torch.randn(B, D, dtype=torch.float64)
+    w = torch.randn(B * B, D, dtype=torch.float64)
+    out = layer(h, w, g)
+    n = F.gelu(layer.lin_node(h))
+    for e in range(B * B):
+        i, j = divmod(e, B)
+        q = layer.lin_q(w[e])
+        k_i, k_j = layer.lin_k(n[i]), layer.lin_k(n[j])
+        v_i, v_j = layer.lin_v(n[i]), layer.lin_v(n[j])
+        s = torch.stack([q @ k_i, q @ k_j]) / math.sqrt(D)
+        alpha = s.softmax(0)
+        torch.testing.assert_close(out[e], alpha[0] * v_i + alpha[1] * v_j)
+
+
+def test_edge_attention_dropout_acts_only_in_training():
+    g = _graph(2, 2, 6)
+    layer = EdgeAttention(6, dropout=0.5).double()
+    h = torch.randn(4, 6, dtype=torch.float64)
+    w = torch.randn(16, 6, dtype=torch.float64)
+    layer.eval()
+    torch.testing.assert_close(layer(h, w, g), layer(h, w, g))
+    layer.train()
+    torch.manual_seed(0)
+    assert not torch.allclose(layer(h, w, g), layer.eval()(h, w, g))
+
+
+def test_edge_features_stay_symmetric_in_eval_mode():
+    C, m, D = 3, 2, 8
+    g = _graph(C, m, D)
+    gcl = GCL(D, 4, iterations=2, heads=2).double().eval()
+    B = C * m
+    h, w = gcl.reduce(g.x), g.edge_attr
+    for layer in gcl.layers:
+        h, w = layer(h, w, g)
+        W = w.view(B, B, D)
+        torch.testing.assert_close(W, W.transpose(0, 1))
+    lam, logits = gcl(g)
+    L = lam.view(B, B, D)
+    torch.testing.assert_close(L, L.transpose(0, 1))
+    assert ((lam > 0) & (lam < 1)).all() and logits.shape == (B, 4)
+
+
+def test_readout_batchnorms_have_unit_weight_and_frozen_zero_bias():
+    gcl = GCL(8, 3, iterations=1, heads=2)
+    for bn in (gcl.edge_bn, gcl.node_bn):
+        assert (bn.weight == 1).all() and (bn.bias == 0).all() and not bn.bias.requires_grad
+
+
+@pytest.mark.parametrize("n2n", ["attention", "gat", "mean", "none"])
+@pytest.mark.parametrize("e2n", ["sum", "mean", "none"])
+@pytest.mark.parametrize("n2e", ["attention", "mlp", "none"])
+def test_every_layer_combination_runs_forward_and_backward(n2n, e2n, n2e):
+    C, m, D = 3, 2, 8
+    z, y = random_batch(C, m, D, dtype=torch.float32)
+    z.requires_grad_(True)
+    gcl = GCL(D, 5, iterations=2, heads=2, node_to_node=n2n, edge_to_node=e2n, node_to_edge=n2e)
+    lam, logits = gcl(build_batch_graph(z, y, C, m))
+    assert lam.shape == (C * m * C * m, D) and logits.shape == (C * m, 5)
+    (lam.sum() + F.cross_entropy(logits, y)).backward()
+    assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
+    for name, p in gcl.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_none_node_to_edge_keeps_initial_correlations():
+    g = _graph(2, 2, 6)
+    gcl = GCL(6, 2, iterations=2, heads=2, node_to_edge="none").double().eval()
+    h, w = gcl.reduce(g.x), g.edge_attr
+    for layer in gcl.layers:
+        h, w2 = layer(h, w, g)
+        assert w2 is w
+
+
+def test_user_registered_layer_is_selected_by_name():
+    calls = []
+
+    @NODE_TO_NODE.register("test_scaled_identity", overwrite=True)
+    class ScaledIdentity(torch.nn.Module):
+        def __init__(self, dim, *, heads=1, dropout=0.0):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.tensor(0.5))
+
+        def forward(self, h, data):
+            calls.append(h.shape)
+            return self.scale * h
+
+    gcl = GCL(8, 3, iterations=2, heads=2, node_to_node="test_scaled_identity")
+    z, y = random_batch(2, 2, 8, dtype=torch.float32)
+    gcl(build_batch_graph(z, y, 2, 2))
+    assert calls == [(4, 8), (4, 8)]
+    assert isinstance(gcl.layers[0].node_update.node_to_node, ScaledIdentity)
+
+
+@pytest.mark.parametrize(
+    "kwargs, registry",
+    [({"node_to_node": "nope"}, NODE_TO_NODE), ({"edge_to_node": "nope"}, EDGE_TO_NODE), ({"node_to_edge": "nope"}, NODE_TO_EDGE)],
+)
+def test_unknown_layer_name_lists_registered(kwargs, registry):
+    with pytest.raises(ValueError, match="registered: " + ", ".join(registry.names())):
+        GCL(8, 3, **kwargs)
+
+
+def test_bad_gcl_arguments():
+    with pytest.raises(ValueError, match="divisible"):
+        GCL(10, 3, heads=4)
+    with pytest.raises(ValueError, match="iterations"):
+        GCL(8, 3, iterations=0)
+    gcl = GCL(8, 3, heads=2)
+    z, y = random_batch(2, 2, 6, dtype=torch.float32)
+    with pytest.raises(ValueError, match="size 6, GCL expects 8"):
+        gcl(build_batch_graph(z, y, 2, 2))

@@ -18,7 +18,7 @@ def list_datasets() -> None:
     """Show the datasets and how to get each."""
     for name in DATASETS.names():
         source = DATASETS.get(name)
-        how = "downloadable" if source.archive else "manual download"
+        how = "bundled" if not source.needs_root else "downloadable" if source.archive else "manual download"
         click.echo(f"{name} ({how}): {source.how_to_get}")
 
 

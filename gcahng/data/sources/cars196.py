@@ -60,10 +60,11 @@ def _class_names(mat: dict, path: Path) -> dict[int, str]:
 
 
 def _class_ids(values: np.ndarray, names: dict[int, str], path: Path) -> list[int]:
-    ids = [int(v) for v in values]
-    for row, cid in enumerate(ids, start=1):
-        if cid not in names:
-            raise DataError(f"{path}: annotation {row} has class {cid}, out of range 1..{len(names)}")
+    ids = []
+    for row, value in enumerate(values.tolist(), start=1):
+        if not isinstance(value, (int, float)) or value != int(value) or int(value) not in names:
+            raise DataError(f"{path}: annotation {row} has class {value!r}, out of range 1..{len(names)}")
+        ids.append(int(value))
     return ids
 
 

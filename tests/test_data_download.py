@@ -1,0 +1,168 @@
+"""gcahng data download: checksum, resume, safe extraction, offline behaviour. No network used:
+the opener is replaced by an in-memory fake server."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import tarfile
+import urllib.error
+import zipfile
+
+import pytest
+
+from data_fixtures import make_cub
+from gcahng.data import DATASETS, ArchiveSpec
+from gcahng.data.download import download_dataset, extract, fetch
+from gcahng.errors import DataError, OfflineError
+
+
+class FakeResponse(io.BytesIO):
+    def __init__(self, data: bytes, status: int, fail_after: int | None) -> None:
+        super().__init__(data)
+        self.status = status
+        self.fail_after = fail_after
+
+    def read(self, size: int = -1) -> bytes:
+        if self.fail_after is not None and self.tell() >= self.fail_after:
+            raise ConnectionResetError("connection reset by peer")
+        return super().read(size if self.fail_after is None else min(size, self.fail_after - self.tell()))
+
+
+class FakeServer:
+    """``urlopen`` stand-in serving ``payload``; records the Range header of each request."""
+
+    def __init__(self, payload: bytes, honour_range: bool = True, fail_after: int | None = None) -> None:
+        self.payload = payload
+        self.honour_range = honour_range
+        self.fail_after = fail_after
+        self.ranges: list[str | None] = []
+
+    def __call__(self, request, timeout):
+        assert timeout is not None and timeout <= 60
+        header = request.get_header("Range")
+        self.ranges.append(header)
+        if header and self.honour_range:
+            start = int(header.split("=")[1].rstrip("-"))
+            return FakeResponse(self.payload[start:], 206, self.fail_after)
+        return FakeResponse(self.payload, 200, self.fail_after)
+
+
+def _offline(request, timeout):
+    raise urllib.error.URLError(OSError(-2, "Name or service not known"))
+
+
+def _spec(payload: bytes, name: str = "CUB_200_2011.tgz") -> ArchiveSpec:
+    return ArchiveSpec(f"https://example.invalid/{name}", name, len(payload), hashlib.sha256(payload).hexdigest())
+
+
+@pytest.fixture
+def cub_archive(tmp_path_factory) -> bytes:
+    source = tmp_path_factory.mktemp("source")
+    make_cub(source, {1: 2, 2: 1, 101: 2})
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(source / "CUB_200_2011", arcname="CUB_200_2011")
+        tar.add(source / "attributes.txt", arcname="attributes.txt")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def fake_cub(monkeypatch, cub_archive):
+    source = DATASETS.get("cub200")
+    monkeypatch.setitem(DATASETS._items, "cub200", dataclasses.replace(source, archive=_spec(cub_archive)))
+    return cub_archive
+
+
+def test_download_verifies_extracts_and_validates(tmp_path, fake_cub):
+    server = FakeServer(fake_cub)
+    records = download_dataset("cub200", tmp_path / "data", opener=server)
+    assert server.ranges == [None]
+    assert (len(records["train"].paths), len(records["test"].paths)) == (3, 2)
+    assert (tmp_path / "data" / "CUB_200_2011" / "images.txt").is_file()
+    assert (tmp_path / "data" / "CUB_200_2011.tgz").read_bytes() == fake_cub
+    again = download_dataset("cub200", tmp_path / "data", opener=_offline)  # present: no network needed
+    assert len(again["test"].paths) == 2
+
+
+@pytest.mark.parametrize("honour_range", [True, False])
+def test_partial_download_is_resumed(tmp_path, fake_cub, honour_range):
+    (tmp_path / "CUB_200_2011.tgz.part").write_bytes(fake_cub[:1000])
+    server = FakeServer(fake_cub, honour_range=honour_range)
+    path = fetch(_spec(fake_cub), tmp_path, opener=server)
+    assert server.ranges == ["bytes=1000-"]
+    assert path.read_bytes() == fake_cub and not (tmp_path / "CUB_200_2011.tgz.part").exists()
+
+
+def test_interrupted_download_keeps_the_part_and_resumes(tmp_path, fake_cub):
+    with pytest.raises(OfflineError, match="broke off after 700 .* run the command again to resume"):
+        fetch(_spec(fake_cub), tmp_path, opener=FakeServer(fake_cub, fail_after=700))
+    assert (tmp_path / "CUB_200_2011.tgz.part").stat().st_size == 700
+    server = FakeServer(fake_cub)
+    assert fetch(_spec(fake_cub), tmp_path, opener=server).read_bytes() == fake_cub
+    assert server.ranges == ["bytes=700-"]
+
+
+def test_checksum_mismatch_deletes_the_download(tmp_path, fake_cub):
+    corrupt = bytearray(fake_cub)
+    corrupt[100] ^= 0xFF
+    with pytest.raises(DataError, match="does not match the expected size .* SHA-256"):
+        fetch(_spec(fake_cub), tmp_path, opener=FakeServer(bytes(corrupt)))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_offline_fails_fast_with_the_manual_instructions(tmp_path, fake_cub):
+    with pytest.raises(OfflineError) as err:
+        download_dataset("cub200", tmp_path, opener=_offline)
+    assert "no network" in str(err.value) and "data.caltech.edu/records/65de6-vp158" in str(err.value)
+    assert "CUB_200_2011/{images.txt" in str(err.value)
+
+
+def test_datasets_without_public_archive_explain_where_to_get_them(tmp_path):
+    with pytest.raises(DataError, match="cannot be downloaded automatically.*cars_annos.mat"):
+        download_dataset("cars196", tmp_path, opener=_offline)
+    with pytest.raises(DataError, match="list_eval_partition.txt"):
+        download_dataset("inshop", tmp_path, opener=_offline)
+
+
+def _tar_with(member: tarfile.TarInfo, data: bytes = b"x") -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        ok = tarfile.TarInfo("fine.txt")
+        ok.size = 1
+        tar.addfile(ok, io.BytesIO(b"y"))
+        member.size = len(data) if member.isfile() else 0
+        tar.addfile(member, io.BytesIO(data) if member.isfile() else None)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", ["../evil.txt", "/tmp/evil.txt", "a/../../evil.txt"])
+def test_extraction_refuses_members_leaving_the_target(tmp_path, name):
+    archive = tmp_path / "bad.tar"
+    archive.write_bytes(_tar_with(tarfile.TarInfo(name)))
+    with pytest.raises(DataError, match="points outside the target folder"):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_extraction_refuses_links_in_tar_and_zip(tmp_path):
+    link = tarfile.TarInfo("link")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc/passwd"
+    (tmp_path / "link.tar").write_bytes(_tar_with(link))
+    with pytest.raises(DataError, match="not a regular file or folder"):
+        extract(tmp_path / "link.tar", tmp_path / "out")
+    with zipfile.ZipFile(tmp_path / "bad.zip", "w") as zipped:
+        zipped.writestr("../evil.txt", "x")
+    with pytest.raises(DataError, match="points outside"):
+        extract(tmp_path / "bad.zip", tmp_path / "out")
+    info = zipfile.ZipInfo("sym")
+    info.external_attr = 0o120777 << 16
+    with zipfile.ZipFile(tmp_path / "sym.zip", "w") as zipped:
+        zipped.writestr(info, "/etc/passwd")
+    with pytest.raises(DataError, match="symbolic link"):
+        extract(tmp_path / "sym.zip", tmp_path / "out")
+    with zipfile.ZipFile(tmp_path / "good.zip", "w") as zipped:
+        zipped.writestr("Stanford_Online_Products/Ebay_train.txt", "image_id class_id super_class_id path\n")
+    extract(tmp_path / "good.zip", tmp_path / "out")
+    assert (tmp_path / "out" / "Stanford_Online_Products" / "Ebay_train.txt").is_file()

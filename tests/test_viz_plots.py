@@ -65,3 +65,21 @@ def test_tsne_plot_gives_each_class_its_own_style():
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend[0] == "zero" and legend[1] == "class 1"
     assert ax.get_xlabel() and ax.get_ylabel() and "12 classes" in ax.get_title()
+
+
+def test_tsne_command_maps_the_chosen_classes(tmp_path):
+    import torch
+
+    from gcahng.models.embedding import create_embedding_model
+
+    torch.manual_seed(0)
+    model = create_embedding_model("tiny_cnn", 8, pretrained=False, image_size=32)
+    torch.save({"format": "gcahng-checkpoint", "version": 1, "model_spec": model.spec.to_dict(),
+                "model": model.state_dict()}, tmp_path / "m.pt")
+    out = tmp_path / "tsne.png"
+    result = CliRunner().invoke(cli, ["plot", "tsne", str(tmp_path / "m.pt"), "digits", "--classes", "3",
+                                      "--per-class", "12", "--workers", "0", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "(36 images, 3 classes)" in result.output
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.width > 800

@@ -19,6 +19,7 @@ def plot_group() -> None:
 @click.option("--split", default="test", show_default=True, help="Split whose embeddings are mapped.")
 @click.option("--classes", "num_classes", type=click.IntRange(min=1), default=10, show_default=True,
               help="Map the first N classes of the split.")
+@click.option("--per-class", type=click.IntRange(min=1), help="At most this many images per class (default: all).")
 @click.option("--seed", type=int, default=0, show_default=True, help="t-SNE random seed.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
@@ -30,6 +31,7 @@ def tsne_command(
     data_root: Path | None,
     split: str,
     num_classes: int,
+    per_class: int | None,
     seed: int,
     out: Path,
     batch_size: int,
@@ -48,7 +50,7 @@ def tsne_command(
     embedder = load(checkpoint, device=device)
     data = create_dataset(dataset, data_root, split)
     chosen = np.unique(data.labels)[:num_classes]
-    indices = np.flatnonzero(np.isin(data.labels, chosen))
+    indices = np.concatenate([np.flatnonzero(data.labels == k)[:per_class] for k in chosen])
     embedded = embed_dataset(embedder, data, indices, batch_size=batch_size, workers=workers)
     if embedded.skipped:
         click.echo(skipped_summary(embedded.skipped), err=True)

@@ -16,6 +16,7 @@ from PIL import Image
 from gcahng.data.images import load_rgb
 from gcahng.errors import CheckpointError, InputError
 from gcahng.retrieval.checkpoint import read_checkpoint
+from gcahng.retrieval.preprocess import TestTransform
 
 ImageLike = Union[str, Path, Image.Image]
 
@@ -77,38 +78,19 @@ class Embedder:
         A single path or image gives shape (1, D). Any unreadable file raises an error naming
         it; to skip unreadable files instead use :func:`gcahng.retrieval.gallery.embed_files`.
         """
-        if isinstance(images_or_paths, torch.Tensor):
-            return np.concatenate(
-                [self.embed_batch(chunk) for chunk in images_or_paths.split(batch_size)]
-            ) if len(images_or_paths) else np.zeros((0, self.embedding_dim), np.float32)
-        if isinstance(images_or_paths, (str, Path, Image.Image)):
-            images_or_paths = [images_or_paths]
-        items = list(images_or_paths)
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         out = [np.zeros((0, self.embedding_dim), np.float32)]
+        if isinstance(images_or_paths, torch.Tensor):
+            out += [self.embed_batch(chunk) for chunk in images_or_paths.split(batch_size)]
+            return np.concatenate(out)
+        if isinstance(images_or_paths, (str, Path, Image.Image)):
+            images_or_paths = [images_or_paths]
+        items = list(images_or_paths)
         for start in range(0, len(items), batch_size):
             batch = torch.stack([self.preprocess(item) for item in items[start : start + batch_size]])
             out.append(self.embed_batch(batch))
         return np.concatenate(out)
-
-
-def _build_model(model_spec: dict[str, Any], state_dict: dict[str, torch.Tensor], path: Path) -> torch.nn.Module:
-    from gcahng.models import ModelSpec, create_embedding_model
-
-    try:
-        spec = ModelSpec.from_dict(model_spec)
-        model = create_embedding_model(
-            spec.backbone, spec.embedding_dim, pretrained=False,
-            image_size=spec.image_size, resize_size=spec.resize_size,
-        )
-    except (TypeError, KeyError, ValueError) as err:
-        raise CheckpointError(f"{path}: cannot build the model its spec describes ({err})") from err
-    try:
-        model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit the {spec.backbone} model: {err}") from err
-    return model
 
 
 def load(checkpoint: str | Path, device: str | torch.device = "cpu") -> Embedder:
@@ -117,9 +99,12 @@ def load(checkpoint: str | Path, device: str | torch.device = "cpu") -> Embedder
     Raises :class:`~gcahng.errors.CheckpointError` naming the file when it is missing, not a
     gcahng checkpoint, or its weights do not fit its model spec.
     """
-    from gcahng.data import build_transforms
+    from gcahng.models.embedding import load_embedding_model
 
     ckpt = read_checkpoint(checkpoint)
-    model = _build_model(ckpt.model_spec, ckpt.state_dict, ckpt.path)
-    transform = build_transforms(False, image_size=model.spec.image_size, resize_size=model.spec.resize_size)
-    return Embedder(model, transform, fingerprint=ckpt.fingerprint, checkpoint=ckpt.path, device=device)
+    try:
+        model = load_embedding_model(ckpt.model_spec, ckpt.state_dict, source=str(ckpt.path))
+    except InputError as err:  # a malformed model spec
+        raise CheckpointError(f"{ckpt.path}: {err}") from err
+    return Embedder(model, TestTransform.for_spec(model.spec), fingerprint=ckpt.fingerprint,
+                    checkpoint=ckpt.path, device=device)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -11,10 +11,12 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from gcahng.data.dataset import ImageDataset
 from gcahng.data.images import load_rgb
 from gcahng.errors import DataError, InputError
 from gcahng.retrieval.embedder import Embedder
+
+if TYPE_CHECKING:
+    from gcahng.data.dataset import ImageDataset
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class _PathImages:
 class _DatasetImages:
     """Image ``i`` = ``dataset.load_image(indices[i])`` (works for in-memory datasets too)."""
 
-    def __init__(self, dataset: ImageDataset, indices: Sequence[int]) -> None:
+    def __init__(self, dataset: "ImageDataset", indices: Sequence[int]) -> None:
         self.dataset, self.indices = dataset, indices
 
     def __call__(self, i: int) -> Image.Image:
@@ -50,17 +52,17 @@ class _DatasetImages:
 class _Preprocessed(Dataset):
     """Preprocessed image ``i``; an unreadable one yields the reason instead."""
 
-    def __init__(self, count: int, load: Callable[[int], Image.Image], transform: Callable) -> None:
-        self.count, self.load, self.transform = count, load, transform
+    def __init__(self, names: Sequence[str], load: Callable[[int], Image.Image], transform: Callable) -> None:
+        self.names, self.load, self.transform = names, load, transform
 
     def __len__(self) -> int:
-        return self.count
+        return len(self.names)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int, str | None]:
         try:
             return self.transform(self.load(i)), i, None
         except DataError as err:
-            return None, i, str(err)
+            return None, i, str(err).removeprefix(f"{self.names[i]}: ")
 
 
 def _collate(samples: list[tuple[torch.Tensor | None, int, str | None]]):
@@ -82,7 +84,7 @@ def _embed(
 ) -> EmbeddedImages:
     if batch_size < 1 or workers < 0:
         raise InputError(f"batch_size must be >= 1 and workers >= 0, got {batch_size} and {workers}")
-    loader = DataLoader(_Preprocessed(len(names), load, embedder.transform), batch_size=batch_size,
+    loader = DataLoader(_Preprocessed(names, load, embedder.transform), batch_size=batch_size,
                         num_workers=workers, collate_fn=_collate)
     chunks = [np.zeros((0, embedder.embedding_dim), np.float32)]
     kept: list[int] = []
@@ -118,7 +120,7 @@ def embed_files(
 
 def embed_dataset(
     embedder: Embedder,
-    dataset: ImageDataset,
+    dataset: "ImageDataset",
     indices: Sequence[int] | None = None,
     *,
     batch_size: int = 64,
@@ -139,7 +141,7 @@ def embed_dataset(
 def skipped_summary(skipped: Sequence[tuple[str, str]], max_listed: int = 10) -> str:
     """A warning listing up to ``max_listed`` skipped files with their reasons, and the count of the rest."""
     lines = [f"skipped {len(skipped)} unreadable image(s):"]
-    lines += [f"  {reason}" if reason.startswith(path) else f"  {path}: {reason}" for path, reason in skipped[:max_listed]]
+    lines += [f"  {path}: {reason}" for path, reason in skipped[:max_listed]]
     if len(skipped) > max_listed:
         lines.append(f"  ... and {len(skipped) - max_listed} more")
     return "\n".join(lines)

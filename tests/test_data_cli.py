@@ -54,3 +54,10 @@ def test_check_lists_every_problem_and_exits_non_zero(tmp_path):
 def test_check_reports_metadata_errors(tmp_path):
     result = CliRunner().invoke(cli, ["data", "check", "sop", "--data-root", str(tmp_path)])
     assert result.exit_code == 1 and "Ebay_train.txt" in result.output
+
+
+def test_check_of_the_embedded_digits():
+    result = CliRunner().invoke(cli, ["data", "check", "digits"])
+    assert result.exit_code == 0
+    assert "train: 5 classes, 901 images" in result.output and "test: 5 classes, 896 images" in result.output
+    assert "warning:" not in result.output and "no errors (0 warning(s))" in result.output

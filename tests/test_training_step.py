@@ -219,3 +219,20 @@ def test_build_optimizers_uses_backbone_and_head_groups():
     assert opts.gcl.param_groups[0]["lr"] == 3e-4 and opts.gcl.param_groups[0]["weight_decay"] == 1e-4
     assert opts.classifier.param_groups[0]["lr"] == 1e-3
     assert opts.classifier.param_groups[0]["weight_decay"] == torch.optim.AdamW([torch.zeros(1)]).defaults["weight_decay"]
+
+
+def test_metric_loss_parameters_join_the_embedding_optimizer_with_their_multiplier():
+    class ProxyLoss(nn.Module):
+        lr_multiplier = 100.0
+
+        def __init__(self):
+            super().__init__()
+            self.proxies = nn.Parameter(torch.randn(6, D))
+
+    net = nn.Linear(IN, D)
+    gen = HardNegativeGenerator(D, 6, iterations=1, heads=2)
+    loss = ProxyLoss()
+    opts = build_optimizers(net, gen, base_lr=1e-4, gnn_lr=1e-4, metric_loss=loss)
+    groups = {g["name"]: g for g in opts.embedding.param_groups}
+    assert groups["metric_loss"]["lr"] == pytest.approx(1e-2)
+    assert groups["metric_loss"]["params"][0] is loss.proxies

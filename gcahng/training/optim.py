@@ -42,11 +42,21 @@ def build_optimizers(
     weight_decay: float = 1e-4,
     head_lr_ratio: float = 1.0,
     classifier_lr: float = 1e-3,
+    metric_loss: nn.Module | None = None,
 ) -> Optimizers:
     """AdamW for the embedding network (``weight_decay``), the GCL (``gnn_lr``, ``weight_decay``)
-    and the classifier ``W_s`` (``classifier_lr``, AdamW's default weight decay)."""
+    and the classifier ``W_s`` (``classifier_lr``, AdamW's default weight decay).
+
+    A metric loss with parameters (proxies) joins the embedding optimiser as its own group at
+    the head's learning rate times the loss's ``lr_multiplier`` attribute (default 1).
+    """
+    groups = embedding_param_groups(model, base_lr, head_lr_ratio)
+    loss_params = [p for p in metric_loss.parameters() if p.requires_grad] if metric_loss is not None else []
+    if loss_params:
+        multiplier = float(getattr(metric_loss, "lr_multiplier", 1.0))
+        groups.append({"params": loss_params, "lr": base_lr * head_lr_ratio * multiplier, "name": "metric_loss"})
     return Optimizers(
-        embedding=torch.optim.AdamW(embedding_param_groups(model, base_lr, head_lr_ratio), weight_decay=weight_decay),
+        embedding=torch.optim.AdamW(groups, weight_decay=weight_decay),
         gcl=torch.optim.AdamW(generator.gcl.parameters(), lr=gnn_lr, weight_decay=weight_decay),
         classifier=torch.optim.AdamW(generator.classifier.parameters(), lr=classifier_lr),
     )

@@ -164,6 +164,7 @@ class TrainingStep:
         opt.gcl.zero_grad(set_to_none=True)
         j_metric.backward()
         _clip(self.model, cfg.grad_clip)
+        _clip(self.metric_loss, cfg.grad_clip)
         opt.embedding.step()
         if cfg.mode == "gca":
             _clip(gen.gcl, cfg.grad_clip)

@@ -251,3 +251,10 @@ def test_validation_holdout_is_class_disjoint_and_seeded(tmp_path):
         create_dataset("sop", tmp_path, "val")
     splits = read_splits("sop", tmp_path, val_count=2)
     assert set(splits) == {"train", "val", "test"}
+
+
+def test_inshop_high_resolution_folder_is_found_by_prefix(tmp_path):
+    make_inshop(tmp_path, [(1, "train"), (2, "query"), (2, "gallery")])
+    (tmp_path / "Img" / "img").rename(tmp_path / "Img" / "img_highres")
+    query = create_dataset("inshop", tmp_path, "query")
+    assert "/Img/img_highres/WOMEN/" in query.paths[0] and os.path.isfile(query.paths[0])

@@ -66,7 +66,9 @@ class RunningMeans:
 
 
 def _clip(module: nn.Module, value: float) -> None:
-    nn.utils.clip_grad_value_([p for p in module.parameters() if p.grad is not None], value)
+    grads = [p for p in module.parameters() if p.grad is not None]
+    if grads:
+        nn.utils.clip_grad_value_(grads, value)
 
 
 def _require_finite(name: str, value: Tensor) -> None:

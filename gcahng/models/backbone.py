@@ -64,6 +64,14 @@ def avg_max_pool(feature_map: Tensor) -> Tensor:
     return feature_map.mean(dim=(2, 3)) + feature_map.amax(dim=(2, 3))
 
 
+def conv_layers_to_initialise(module: nn.Module) -> list[nn.Conv2d]:
+    """The Conv2d layers of ``module`` for a custom initialisation; none when it was built on
+    the meta device, where initialising is wasted work (and ``normal_`` there would import
+    ``torch._dynamo``, about a second)."""
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    return [] if any(c.weight.is_meta for c in convs) else convs
+
+
 def load_torch_hub_state_dict(url: str) -> dict[str, Tensor]:
     """A state dict from ``url`` through torch's hub cache (``$TORCH_HOME/hub/checkpoints``),
     downloaded (with its hash checked) only when not cached."""

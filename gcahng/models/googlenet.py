@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gcahng.models.backbone import BACKBONES, Backbone, load_torch_hub_state_dict
+from gcahng.models.backbone import BACKBONES, Backbone, conv_layers_to_initialise, load_torch_hub_state_dict
 from gcahng.models.spec import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -76,10 +76,9 @@ class GoogLeNet(Backbone):
         self.maxpool4 = nn.MaxPool2d(2, stride=2, ceil_mode=True)
         self.inception5a = Inception(832, 256, 160, 320, 32, 128, 128)
         self.inception5b = Inception(832, 384, 192, 384, 48, 128, 128)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                # torchvision truncates at +-2, i.e. 200 standard deviations: a plain normal
-                nn.init.normal_(module.weight, mean=0.0, std=0.01)
+        for module in conv_layers_to_initialise(self):
+            # torchvision truncates at +-2, i.e. 200 standard deviations: a plain normal
+            nn.init.normal_(module.weight, mean=0.0, std=0.01)
 
     def forward(self, images: Tensor) -> Tensor:
         # ImageNet-normalised -> (x - 0.5) / 0.5, i.e. x * std / 0.5 + (mean - 0.5) / 0.5

@@ -12,7 +12,13 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from gcahng.models.backbone import BACKBONES, Backbone, avg_max_pool, load_torch_hub_state_dict
+from gcahng.models.backbone import (
+    BACKBONES,
+    Backbone,
+    avg_max_pool,
+    conv_layers_to_initialise,
+    load_torch_hub_state_dict,
+)
 
 
 def _conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
@@ -74,9 +80,8 @@ class ResNetTrunk(nn.Module):
         self.layer2 = self._stage(block, 128, depths[1], stride=2)
         self.layer3 = self._stage(block, 256, depths[2], stride=2)
         self.layer4 = self._stage(block, 512, depths[3], stride=2)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        for module in conv_layers_to_initialise(self):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def _stage(self, block: type[BasicBlock] | type[Bottleneck], width: int, depth: int, stride: int) -> nn.Sequential:
         out_ch = width * block.expansion

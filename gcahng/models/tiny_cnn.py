@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from gcahng.models.backbone import BACKBONES, Backbone, avg_max_pool
+from gcahng.models.backbone import BACKBONES, Backbone, avg_max_pool, conv_layers_to_initialise
 
 
 def _block(in_ch: int, out_ch: int, pool: bool) -> list[nn.Module]:
@@ -31,9 +31,8 @@ class TinyCNN(Backbone):
             *_block(64, 128, pool=True),
             *_block(128, 128, pool=False),
         )
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        for module in conv_layers_to_initialise(self):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, images: Tensor) -> Tensor:
         return avg_max_pool(self.features(images))

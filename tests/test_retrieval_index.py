@@ -1,5 +1,6 @@
 import json
 
+import faiss
 import numpy as np
 import pytest
 
@@ -25,11 +26,14 @@ def _brute_force(gallery, queries, k):
     return np.take_along_axis(sims, order, axis=1), order
 
 
-def test_flat_search_matches_brute_force():
+@pytest.mark.parametrize("num_queries", [3, 40])  # one-thread and multi-thread searches
+def test_flat_search_matches_brute_force(num_queries):
     vectors, paths, labels = _gallery()
     index = Index.build(vectors, paths, labels, MODEL)
-    queries = np.random.default_rng(1).standard_normal((20, 16)).astype(np.float32) * 3.0
+    queries = np.random.default_rng(1).standard_normal((num_queries, 16)).astype(np.float32) * 3.0
+    threads = faiss.omp_get_max_threads()
     results = index.search(queries, k=5)
+    assert faiss.omp_get_max_threads() == threads  # restored
     scores, ids = _brute_force(vectors, queries, 5)
     np.testing.assert_array_equal(results.ids, ids)
     np.testing.assert_allclose(results.scores, scores, atol=1e-5)

@@ -20,7 +20,8 @@ SKIPPED_FILE = "skipped.txt"
               help="Folder to write the index into.")
 @click.option("--index-type", type=click.Choice(["flat", "hnsw", "ivf"]), default="flat", show_default=True,
               help="flat: exact search; hnsw/ivf: approximate, for galleries of millions.")
-@click.option("--nprobe", type=click.IntRange(min=1), help="ivf: lists searched per query (default ~nlist/16).")
+@click.option("--nprobe", type=click.IntRange(min=1),
+              help="ivf: lists searched per query (default: nlist/16, at least 8).")
 @click.option("--ef-search", type=click.IntRange(min=1), help="hnsw: search breadth (default 128).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -37,6 +38,7 @@ INDEX_FORMAT = "gcahng-index"
 INDEX_VERSION = 1
 FAISS_FILE, META_FILE, GALLERY_FILE = "index.faiss", "index.json", "gallery.json"
 RECALL_K = 10
+FEW_QUERIES = 20
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,20 @@ class SearchResults:
 
     def __iter__(self) -> Iterator[list[Hit]]:
         return (self[q] for q in range(len(self)))
+
+
+@contextmanager
+def _threads_for(num_queries: int) -> Iterator[None]:
+    """faiss on one OpenMP thread while searching fewer than ``FEW_QUERIES`` queries."""
+    if num_queries >= FEW_QUERIES:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -260,7 +276,9 @@ class Index:
         """The k most similar gallery images of each query embedding.
 
         ``queries``: (Q, D) or (D,) embeddings (L2-normalised here). ``k`` larger than the
-        gallery is reduced to its size.
+        gallery is reduced to its size. Fewer than ``FEW_QUERIES`` queries are searched on one
+        thread: faiss' OpenMP threads cost more than they save there (on a busy 2-core
+        machine, 24 ms instead of 4 ms for one query against 60,000 512-d vectors).
         """
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
@@ -269,7 +287,8 @@ class Index:
             queries = queries[None, :]
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise InputError(f"queries must have shape (Q, {self.dim}), got {queries.shape}")
-        scores, ids = self.faiss_index.search(l2_normalise(queries), min(k, len(self)))
+        with _threads_for(len(queries)):
+            scores, ids = self.faiss_index.search(l2_normalise(queries), min(k, len(self)))
         return SearchResults(scores=scores, ids=ids, index=self)
 
     def check_embedder(self, embedder: "Embedder") -> None:

@@ -36,7 +36,7 @@ def test_round_trip_of_listed_names_and_shapes(name, iterations, heads, prefix):
     assert torch.equal(own["gcl.edge_bn.running_var"], sd[prefix + "gnn.bottleneck1.0.running_var"])
     last = iterations - 1
     assert torch.equal(
-        own[f"gcl.layers.{last}.edge_update.ffn.2.weight"], sd[f"{prefix}gnn.gnn.{last}.edge_model.linear.2.weight"]
+        own[f"gcl.layers.{last}.edge_update.ffn.1.norm.weight"], sd[f"{prefix}gnn.gnn.{last}.edge_model.linear.2.weight"]
     )
     assert torch.equal(
         own[f"gcl.layers.{last}.node_update.node_to_node.lin_out.bias"],

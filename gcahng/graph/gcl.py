@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 from torch_geometric.data import Data
 
 from gcahng.errors import InputError
@@ -16,15 +17,26 @@ from gcahng.graph import node_to_edge as _node_to_edge  # noqa: F401
 from gcahng.graph import node_to_node as _node_to_node  # noqa: F401
 
 
-class _GeluNorm(nn.Module):
-    """``N(x) = LayerNorm(GELU(x))``; one instance is shared by all places of a layer."""
+class GeluNorm(nn.Module):
+    """``N(x) = LayerNorm(GELU(x))``; one instance is shared by all places of a layer.
 
-    def __init__(self, dim: int) -> None:
+    With ``recompute=True`` (used on the E edge rows) only the input is kept for the backward
+    pass and the cheap GELU and LayerNorm are recomputed there, instead of keeping both the
+    GELU output and the normalised output.
+    """
+
+    def __init__(self, dim: int, recompute: bool = False) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(dim)
+        self.recompute = recompute
+
+    def _apply_norm(self, x: Tensor) -> Tensor:
+        return self.norm(F.gelu(x))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.norm(F.gelu(x))
+        if self.recompute and torch.is_grad_enabled() and x.requires_grad:
+            return checkpoint(self._apply_norm, x, use_reentrant=False)
+        return self._apply_norm(x)
 
 
 class NodeUpdate(nn.Module):
@@ -35,7 +47,7 @@ class NodeUpdate(nn.Module):
         self.node_to_node = NODE_TO_NODE.get(node_to_node)(dim, heads=heads, dropout=0.0)
         self.edge_to_node = EDGE_TO_NODE.get(edge_to_node)(dim, heads=heads, dropout=0.0)
         self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
-        self.norm = _GeluNorm(dim)
+        self.norm = GeluNorm(dim)
 
     def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor:
         o = self.node_to_node(h, data)
@@ -50,6 +62,8 @@ class NodeUpdate(nn.Module):
 class EdgeUpdate(nn.Module):
     """§3.2: ``w <- N(a + w)``, ``w <- N(w + F(w))`` with ``F = W_4 LN_4D(GELU(W_3 w))``.
 
+    ``ffn`` is ``[W_3, LN_4D(GELU(.)), W_4]``; both GELU-LayerNorm blocks recompute in backward.
+
     With the ``none`` node-to-edge layer the edges are not updated at all: they keep their
     current features (the initial correlations), and no feed-forward is built.
     """
@@ -60,9 +74,9 @@ class EdgeUpdate(nn.Module):
         self.updates_edges = not isinstance(self.node_to_edge, Skip)
         if self.updates_edges:
             self.ffn = nn.Sequential(
-                nn.Linear(dim, 4 * dim), nn.GELU(), nn.LayerNorm(4 * dim), nn.Linear(4 * dim, dim)
+                nn.Linear(dim, 4 * dim), GeluNorm(4 * dim, recompute=True), nn.Linear(4 * dim, dim)
             )
-            self.norm = _GeluNorm(dim)
+            self.norm = GeluNorm(dim, recompute=True)
 
     def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor:
         a = self.node_to_edge(h, w, data)

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.nn import MessagePassing
 
+from gcahng.graph.ops import gather_dot, gather_scale
 from gcahng.graph.registries import NODE_TO_EDGE
 
 
@@ -21,6 +22,9 @@ class EdgeAttention(MessagePassing):
     ``n = GELU(W_ne h + b_ne)``; query ``W_q' w_ij``, keys ``W_k' n_i``, ``W_k' n_j``, values
     likewise; ``(alpha_i, alpha_j) = softmax(<q, k_i>, <q, k_j>) / sqrt(D)``, dropout on the two
     weights in training mode; ``a_ij = alpha_i v_i + alpha_j v_j``.
+
+    The query projection is folded onto the nodes, ``<W_q' w + b, k> = <w, W_q'^T k> + <b, k>``,
+    so no (E, D) query is formed, and the per-edge products keep only node tensors for backward.
     """
 
     def __init__(self, dim: int, *, heads: int = 1, dropout: float = 0.1) -> None:
@@ -37,17 +41,27 @@ class EdgeAttention(MessagePassing):
 
     def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor:
         n = F.gelu(self.lin_node(h))  # (B, D)
-        return self.edge_updater(data.edge_index, k=self.lin_k(n), v=self.lin_v(n), w=w)
+        k = self.lin_k(n)  # (B, D)
+        return self.edge_updater(
+            data.edge_index, k_q=k @ self.lin_q.weight, k_b=k @ self.lin_q.bias, v=self.lin_v(n), w=w
+        )
 
-    def endpoint_weights(self, k_i: Tensor, k_j: Tensor, w: Tensor) -> Tensor:
-        """(E, 2) softmax weights of (source, target) before dropout."""
-        q = self.lin_q(w)  # (E, D)
-        scores = torch.stack([(q * k_j).sum(-1), (q * k_i).sum(-1)], dim=-1) * self.scale
-        return scores.softmax(dim=-1)
+    def endpoint_weights(self, k_q: Tensor, k_b: Tensor, w: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+        """(E, 2) softmax weights of (source, target) before dropout.
 
-    def edge_update(self, k_i: Tensor, k_j: Tensor, v_i: Tensor, v_j: Tensor, w: Tensor) -> Tensor:
-        alpha = self.dropout(self.endpoint_weights(k_i, k_j, w))  # (E, 2)
-        return alpha[:, :1] * v_j + alpha[:, 1:] * v_i  # (E, D)
+        ``k_q = W_q'^T k`` (B, D) and ``k_b = <b_q', k>`` (B,) per node; ``w`` (E, D).
+        """
+        scores = torch.stack(
+            [gather_dot(w, k_q, None, src) + k_b[src], gather_dot(w, k_q, None, dst) + k_b[dst]], dim=-1
+        )
+        return (scores * self.scale).softmax(dim=-1)
+
+    def edge_update(
+        self, k_q: Tensor, k_b: Tensor, v: Tensor, w: Tensor, edge_index_i: Tensor, edge_index_j: Tensor
+    ) -> Tensor:
+        src, dst = edge_index_j, edge_index_i
+        alpha = self.dropout(self.endpoint_weights(k_q, k_b, w, src, dst))  # (E, 2)
+        return gather_scale(alpha[:, 0], v, src) + gather_scale(alpha[:, 1], v, dst)  # (E, D)
 
 
 @NODE_TO_EDGE.register("mlp")

@@ -13,6 +13,7 @@ from torch_geometric.data import Data
 from torch_geometric.nn import GATv2Conv, MessagePassing
 
 from gcahng.errors import InputError
+from gcahng.graph.ops import gather_dot, gather_scale
 from gcahng.graph.registries import NODE_TO_NODE
 from gcahng.graph.softmax import zero_slot_softmax
 
@@ -34,7 +35,8 @@ class NodeAttention(MessagePassing):
     For an edge ``i -> j`` the score of head ``h`` is ``<q_j, k_i> / sqrt(D/H)`` (the target
     asks, the source answers); weights are :func:`zero_slot_softmax` over the cross-class
     edges entering ``j``; ``o_j = W_o concat_h(sum_i a_ij v_i) + b_o``. ``q, k, v`` are projected
-    once per node and gathered per edge.
+    once per node; the per-edge products gather them without keeping (E, D) copies
+    (:mod:`gcahng.graph.ops`).
     """
 
     def __init__(self, dim: int, *, heads: int = 4, dropout: float = 0.0) -> None:
@@ -58,13 +60,16 @@ class NodeAttention(MessagePassing):
         out = self.propagate(cross_class_edges(data), q=q, k=k, v=v, size=(B, B))  # (B, H, D/H)
         return self.lin_out(out.reshape(B, -1))
 
-    def _weights(self, q_i: Tensor, k_j: Tensor, index: Tensor, num_nodes: int) -> Tensor:
-        scores = (q_i * k_j).sum(-1) / math.sqrt(self.head_dim)  # (E', H)
-        return zero_slot_softmax(scores, index, num_nodes)
+    def _weights(self, q: Tensor, k: Tensor, src: Tensor, dst: Tensor, num_nodes: int) -> Tensor:
+        scores = gather_dot(q, k, dst, src) / math.sqrt(self.head_dim)  # (E', H): <q_dst, k_src>
+        return zero_slot_softmax(scores, dst, num_nodes)
 
-    def message(self, q_i: Tensor, k_j: Tensor, v_j: Tensor, index: Tensor, size_i: int) -> Tensor:
-        # q_i: target's query, k_j / v_j: source's key / value, all (E', H, D/H)
-        return self._weights(q_i, k_j, index, size_i).unsqueeze(-1) * v_j
+    def message(
+        self, q: Tensor, k: Tensor, v: Tensor, edge_index_i: Tensor, edge_index_j: Tensor, size_i: int
+    ) -> Tensor:
+        # q, k, v: (B, H, D/H) node tensors; edge_index_i = target, edge_index_j = source
+        a = self._weights(q, k, edge_index_j, edge_index_i, size_i)  # (E', H)
+        return gather_scale(a, v, edge_index_j)  # (E', H, D/H): a_ij * v_i
 
     @torch.no_grad()
     def attention_weights(self, h: Tensor, data: Data) -> Tensor:
@@ -73,7 +78,7 @@ class NodeAttention(MessagePassing):
         cross = ~data.same_class
         src, dst = data.edge_index[:, cross]
         weights = q.new_zeros(data.edge_index.shape[1], self.heads)
-        weights[cross] = self._weights(q[dst], k[src], dst, h.shape[0])
+        weights[cross] = self._weights(q, k, src, dst, h.shape[0])
         return weights
 
 

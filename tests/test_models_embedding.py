@@ -1,6 +1,9 @@
 """EmbeddingModel: shapes, head, parameter groups, BN and warm-up freezing, spec, rebuilding."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -134,3 +137,18 @@ def test_load_embedding_model_names_mismatching_keys() -> None:
         load_embedding_model(model.spec, {**state, "fc.1.weight": torch.zeros(13, 128)})
     with pytest.raises(CheckpointError, match=r"unexpected: backbone\.extra"):
         load_embedding_model(model.spec, {**state, "backbone.extra": torch.zeros(1)})
+
+
+def test_inference_build_imports_no_heavy_modules() -> None:
+    """``gcahng retrieve`` must start fast: rebuilding a CNN from a state dict imports neither
+    torchvision, timm nor torch._dynamo (each about a second)."""
+    code = (
+        "import sys\n"
+        "from gcahng.models import create_embedding_model, load_embedding_model\n"
+        "m = create_embedding_model('resnet18', 8, pretrained=False)\n"
+        "load_embedding_model(m.spec, m.state_dict())\n"
+        "heavy = [n for n in ('torchvision', 'timm', 'torch._dynamo', 'torch_geometric', 'sklearn', 'matplotlib') if n in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -110,3 +110,13 @@ def test_reference_spec_is_recognised_and_rebuilds_the_model(file: str, backbone
     torch.testing.assert_close(model.fc[1].weight, full["feature_extractor.fc.1.weight"])
     with pytest.raises(CheckpointError, match="no head Linear"):
         reference_model_spec({k: v for k, v in full.items() if "fc.1.weight" not in k or "backbone" in k})
+
+
+def test_wrapped_release_files_are_unwrapped() -> None:
+    full = _release_state_dict("resnet50_K1.tsv", seed=7)
+    assert reference_model_spec({"state_dict": full}).backbone == "resnet50"
+    model = create_embedding_model("resnet50", 512, pretrained=False)
+    load_reference_embedding_state_dict(model, {"state_dict": full})
+    torch.testing.assert_close(model.fc[0].running_var, full["feature_extractor.fc.0.running_var"])
+    with pytest.raises(CheckpointError, match="entry 'epoch' is not a tensor"):
+        load_reference_embedding_state_dict(model, {**full, "epoch": 3})

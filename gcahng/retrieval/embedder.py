@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Sequence, Union
 
 import numpy as np
 import torch
@@ -17,6 +17,10 @@ from gcahng.data.images import load_rgb
 from gcahng.errors import CheckpointError, InputError
 from gcahng.retrieval.checkpoint import read_checkpoint
 from gcahng.retrieval.preprocess import TestTransform
+
+if TYPE_CHECKING:
+    from gcahng.models.embedding import EmbeddingModel
+    from gcahng.models.spec import ModelSpec
 
 ImageLike = Union[str, Path, Image.Image]
 
@@ -30,7 +34,7 @@ class Embedder:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: "EmbeddingModel",
         transform: Callable[[Image.Image], torch.Tensor],
         *,
         fingerprint: str,
@@ -44,7 +48,7 @@ class Embedder:
         self.checkpoint = checkpoint
 
     @property
-    def spec(self) -> Any:
+    def spec(self) -> "ModelSpec":
         return self.model.spec
 
     @property

@@ -140,7 +140,8 @@ class Index:
         self.params = dict(params)
         self.recall = recall
         self.source = dict(source or {})
-        self._ids_by_path: dict[str, int] | None = None
+        self._ids_by_path: dict[str, int] | None = None  # built on first label_of()
+        self._label_set: set[str] = set()
 
     # ------------------------------------------------------------------ building and storage
     @classmethod
@@ -266,11 +267,12 @@ class Index:
             return None
         if self._ids_by_path is None:
             self._ids_by_path = {p: i for i, p in enumerate(self.paths)}
+            self._label_set = set(self.labels)
         resolved = Path(path).expanduser().resolve()
         item = self._ids_by_path.get(str(resolved))
         if item is not None:
             return self.labels[item]
-        return resolved.parent.name if resolved.parent.name in set(self.labels) else None
+        return resolved.parent.name if resolved.parent.name in self._label_set else None
 
     def search(self, queries: np.ndarray, k: int = 10) -> SearchResults:
         """The k most similar gallery images of each query embedding.

@@ -18,7 +18,7 @@ def _block(in_ch: int, out_ch: int, pool: bool) -> list[nn.Module]:
 @BACKBONES.register("tiny_cnn")
 class TinyCNN(Backbone):
     """Four conv-BN-ReLU blocks (32, 64, 128, 128 channels; 2x2 max pool after the first
-    three), then global average + max pooling: 128 features. About 0.27 M parameters and
+    three), then global average + max pooling: 128 features. About 0.24 M parameters and
     13 M multiply-adds per 32x32 image. No pretrained weights."""
 
     feature_dim = 128

@@ -5,8 +5,9 @@
     print(metrics)          # the paper's table, in percent
     metrics.to_dict()       # {"recall@1": 0.79, ..., "map@r": ..., "r_precision": ..., "nmi": None, ...}
 
-Search is exact (faiss ``IndexFlatIP`` on L2-normalised float32, cosine similarity), in query
-chunks of bounded memory, with equal scores ranked by ascending index.
+Search is exact (faiss inner-product search, as ``IndexFlatIP``, on L2-normalised float32:
+cosine similarity), in query chunks of bounded memory, with equal scores ranked by ascending
+index.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Exact k-nearest-neighbour lists by inner product, in query chunks, with ties broken by index.
 
-faiss's exact ``IndexFlatIP`` does the search; this module adds what the metrics need on
-top of it: the query excluded from its own list by index (leave-one-out), a deterministic
+faiss's exact inner-product search does the work (``faiss.knn``: the brute-force kernel
+behind ``IndexFlatIP``, run on the gallery array in place instead of a copy held by an
+index). This module adds what the metrics need on top of it: the query excluded from its own list by index (leave-one-out), a deterministic
 order among equal scores (smaller gallery index first), and bounded memory (queries are
 searched ``chunk_size`` at a time, so only one chunk's lists exist at once).
 """
@@ -47,12 +48,10 @@ def nearest_neighbours(
     # One column beyond k shows whether a run of equal scores is cut by the end of the list.
     extra = int(k < num_candidates)
     search_k = k + extra + int(leave_one_out)
-    index = faiss.IndexFlatIP(gallery.shape[1])
-    index.add(gallery)
     rows_per_chunk = chunk_size or default_chunk_size(search_k)
     for start in range(0, len(queries), rows_per_chunk):
         chunk = queries[start : start + rows_per_chunk]
-        scores, ids = index.search(chunk, search_k)
+        scores, ids = faiss.knn(chunk, gallery, search_k, metric=faiss.METRIC_INNER_PRODUCT)
         if leave_one_out:
             scores, ids = _without_self(scores, ids, np.arange(start, start + len(chunk)))
         _order_ties_by_index(scores, ids)

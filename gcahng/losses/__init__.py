@@ -7,6 +7,9 @@ from gcahng.losses.generator import (
     label_preserving_loss,
 )
 from gcahng.losses.npair import NPairLoss
+from gcahng.losses.pml import MultiSimilarityLoss, TripletMarginLoss
+from gcahng.losses.proxy_anchor import ProxyAnchorLoss
+from gcahng.losses.synthetic_adapter import SyntheticNegativeAdapter, anchor_specific_pairs
 from gcahng.losses.registry import METRIC_LOSSES
 from gcahng.losses.regularization import L2_WEIGHT, l2_per_row
 
@@ -14,9 +17,5 @@ __all__ = [
     "METRIC_LOSSES", "NPairLoss", "L2_WEIGHT", "l2_per_row",
     "GeneratorLossWeights", "generator_loss", "label_preserving_loss", "hardness_loss", "diversity_loss",
 ]
-from gcahng.losses.pml import MultiSimilarityLoss, TripletMarginLoss
-from gcahng.losses.proxy_anchor import ProxyAnchorLoss
-from gcahng.losses.synthetic_adapter import SyntheticNegativeAdapter, anchor_specific_pairs
-
 __all__ += ["MultiSimilarityLoss", "TripletMarginLoss", "ProxyAnchorLoss", "SyntheticNegativeAdapter",
             "anchor_specific_pairs"]

@@ -57,7 +57,7 @@ class ProxyAnchorLoss(SyntheticNegativeAdapter):
         return self.pml_loss.proxies
 
     def score(self, embeddings: Tensor, labels: Tensor, **pml_kwargs) -> Tensor:
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
+        if bool(((labels < 0) | (labels >= self.num_classes)).any()):  # one device sync per call
             raise InputError(
                 f"proxy_anchor labels must lie in [0, {self.num_classes}) (num_classes), "
                 f"got labels from {int(labels.min())} to {int(labels.max())}"

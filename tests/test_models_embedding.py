@@ -12,6 +12,15 @@ from gcahng.errors import CheckpointError, InputError
 from gcahng.models import BACKBONES, EmbeddingModel, ModelSpec, create_embedding_model, load_embedding_model
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny inputs gain nothing from intra-op threads, which contend on shared CPU cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _tiny(dim: int = 16) -> EmbeddingModel:
     return create_embedding_model("tiny_cnn", dim, pretrained=False, image_size=32)
 
@@ -24,24 +33,15 @@ def test_registry_lists_the_backbones_of_the_method() -> None:
 
 @pytest.mark.parametrize(("name", "features"), [("resnet50", 2048), ("googlenet", 1024), ("resnet18", 512), ("tiny_cnn", 128)])
 def test_cnn_models_embed_without_normalising(name: str, features: int) -> None:
-    model = create_embedding_model(name, 24, pretrained=False, image_size=64).eval()
+    model = create_embedding_model(name, 24, pretrained=False, image_size=32).eval()
     assert isinstance(model.fc[0], nn.BatchNorm1d) and model.fc[0].affine and model.fc[0].num_features == features
     assert isinstance(model.fc[1], nn.Linear) and (model.fc[1].in_features, model.fc[1].out_features) == (features, 24)
     with torch.no_grad():
-        x = torch.randn(2, 3, 64, 64)
+        x = torch.randn(2, 3, 32, 32)
         z = model(x)
         assert z.shape == (2, 24) and model.embedding_dim == 24
         torch.testing.assert_close(z, model.fc(model.backbone(x)))
     assert not torch.allclose(z.norm(dim=1), torch.ones(2))
-
-
-def test_dino_head_is_orthogonal_with_zero_bias() -> None:
-    model = create_embedding_model("dino_vits16", 384, pretrained=False, image_size=32)
-    weight = model.fc[1].weight
-    torch.testing.assert_close(weight @ weight.T, torch.eye(384), atol=1e-5, rtol=0)
-    assert torch.count_nonzero(model.fc[1].bias) == 0
-    with torch.no_grad():
-        assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 384)
 
 
 def test_parameter_groups_partition_the_model() -> None:
@@ -109,14 +109,14 @@ def test_spec_round_trips_and_rejects_bad_values() -> None:
 
 @pytest.mark.parametrize("name", ["tiny_cnn", "googlenet"])
 def test_load_embedding_model_rebuilds_the_same_network(name: str) -> None:
-    model = create_embedding_model(name, 12, pretrained=False, image_size=64)
-    model(torch.randn(6, 3, 64, 64))  # move the BN statistics away from their defaults
+    model = create_embedding_model(name, 12, pretrained=False, image_size=32)
+    model(torch.randn(6, 3, 32, 32))  # move the BN statistics away from their defaults
     model.eval()
     state = model.state_dict()
     rebuilt = load_embedding_model(model.spec.to_dict(), state)
     assert not rebuilt.training and rebuilt.spec == model.spec
     assert all(not t.is_meta for t in rebuilt.state_dict().values())
-    x = torch.randn(3, 3, 64, 64)
+    x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), model(x))
     # the rebuilt network owns its tensors: training it leaves the source state dict alone

@@ -22,6 +22,15 @@ KEYS = Path(__file__).parent / "assets" / "official_checkpoint_keys"
 CASES = [("resnet50_K2.tsv", "resnet50"), ("resnet50_K1.tsv", "resnet50"), ("googlenet_K2.tsv", "googlenet")]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny inputs gain nothing from intra-op threads, which contend on shared CPU cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _release_state_dict(file: str, seed: int = 0) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     out = {}
@@ -54,7 +63,7 @@ def test_release_maps_by_prefix_rename_and_evaluates(file: str, backbone: str) -
         assert torch.equal(value, release[key]), key
     # evaluation: BN running statistics and head as released, by hand
     model.eval()
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         features = model.backbone(x)
         bn = (features - release["fc.0.running_mean"]) / torch.sqrt(release["fc.0.running_var"] + 1e-5)
@@ -77,12 +86,10 @@ def test_release_maps_by_prefix_rename_and_evaluates(file: str, backbone: str) -
 )
 def test_release_variants_load_the_same_weights(variant) -> None:
     full = _release_state_dict("googlenet_K2.tsv", seed=3)
-    reference = create_embedding_model("googlenet", 512, pretrained=False)
-    load_reference_embedding_state_dict(reference, full)
     model = create_embedding_model("googlenet", 512, pretrained=False)
     load_reference_embedding_state_dict(model, variant(full))
-    for key, value in reference.state_dict().items():
-        assert torch.equal(model.state_dict()[key], value), key
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, full[f"feature_extractor.{key}"]), key
 
 
 def test_release_mismatches_name_the_key() -> None:

@@ -24,7 +24,10 @@ class NPairLoss(nn.Module):
     averaged over ``t``.
     """
 
-    def __init__(self, l2_weight: float = L2_WEIGHT) -> None:
+    def __init__(
+        self, num_classes: int | None = None, embedding_dim: int | None = None, *, l2_weight: float = L2_WEIGHT
+    ) -> None:
+        """``num_classes`` and ``embedding_dim`` are accepted for a uniform constructor; N-pair needs neither."""
         super().__init__()
         self.l2_weight = l2_weight
 

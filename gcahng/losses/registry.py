@@ -1,4 +1,4 @@
-"""Registry of metric losses: ``METRIC_LOSSES.get(name)()``.
+"""Registry of metric losses: ``METRIC_LOSSES.get(name)(num_classes=K, embedding_dim=D)``.
 
 A metric loss is an ``nn.Module`` with
 ``forward(z, labels, C, m) -> J_m`` on a chunk-major batch and

@@ -19,6 +19,7 @@ Targets: search <= 20 ms per query, command <= 3 s.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -94,21 +95,46 @@ def _command(ckpt: Path, index_dir: Path, query: Path) -> list[str]:
     return head + ["retrieve", "--query", str(query), "--index", str(index_dir), "-k", str(K)]
 
 
-def _end_to_end(command: list[str], runs: int) -> list[float]:
+def _end_to_end(command: list[str], runs: int, command_cwd: Path) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True)
+        done = subprocess.run(command, capture_output=True, text=True, cwd=command_cwd)
         times.append(time.perf_counter() - start)
         if done.returncode != 0 or "china.jpg" not in done.stdout:
             raise SystemExit(f"gcahng retrieve failed:\n{done.stdout}\n{done.stderr}")
     return times
 
 
-def _imports(command: list[str]) -> tuple[dict[str, float], list[str]]:
+STAGES = """
+import json, sys, time
+marks = [time.perf_counter()]
+import torch; marks.append(time.perf_counter())
+from gcahng.retrieval.index import Index; marks.append(time.perf_counter())
+index = Index.load(sys.argv[1]); marks.append(time.perf_counter())
+embedder = index.load_embedder(); marks.append(time.perf_counter())
+vector = embedder.embed(sys.argv[2]); marks.append(time.perf_counter())
+index.search(vector, 10); marks.append(time.perf_counter())
+embedder.embed(sys.argv[2]); marks.append(time.perf_counter())
+names = ["import torch", "import gcahng.retrieval (+ gcahng.data, faiss)", "load index", "load model",
+         "first embedding (decode, preprocess, forward)", "search", "second embedding"]
+print(json.dumps({n: b - a for n, a, b in zip(names, marks, marks[1:])}))
+"""
+
+
+def _stages(index_dir: Path, query: Path) -> dict[str, float]:
+    """Seconds of each step of a retrieval in a fresh process (what the command does)."""
+    done = subprocess.run([sys.executable, "-c", STAGES, str(index_dir), str(query)], capture_output=True, text=True,
+                          cwd=index_dir.parent)
+    if done.returncode != 0:
+        raise SystemExit(f"stage timing failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def _imports(command: list[str], command_cwd: Path) -> tuple[dict[str, float], list[str]]:
     """Cumulative import seconds of the main packages, and the forbidden ones that were loaded."""
     argv = [sys.executable, "-X", "importtime", "-m", "gcahng.cli.main", *command[command.index("retrieve"):]]
-    stderr = subprocess.run(argv, capture_output=True, text=True).stderr
+    stderr = subprocess.run(argv, capture_output=True, text=True, cwd=command_cwd).stderr
     seconds: dict[str, float] = {}
     loaded: set[str] = set()
     for line in stderr.splitlines():
@@ -134,8 +160,9 @@ def main() -> None:
         ckpt, index_dir, query = _prepare(work)
         stats = _in_process(ckpt, index_dir, query, args.searches)
         command = _command(ckpt, index_dir, query)
-        times = _end_to_end(command, args.runs)
-        imports, loaded = _imports(command)
+        times = _end_to_end(command, args.runs, work)
+        imports, loaded = _imports(command, work)
+        stages = _stages(index_dir, query)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     lines = [
@@ -156,6 +183,9 @@ def main() -> None:
         f"{stats['embed_median_ms']:.0f} ms | |",
         f"| `gcahng retrieve` wall time, median of {len(times)} | {statistics.median(times):.2f} s | <= 3 s |",
         f"| `gcahng retrieve` wall time, each run | {', '.join(f'{t:.2f}' for t in times)} s | |",
+        "",
+        "Steps of one retrieval in a fresh process (seconds): "
+        + ", ".join(f"{name} {sec:.3f}" if sec < 0.1 else f"{name} {sec:.2f}" for name, sec in stages.items()) + ".",
         "",
         "Imports of the command (cumulative seconds, `python -X importtime`, nested imports counted "
         "where first made): "

@@ -10,15 +10,6 @@ from gcahng.models import BACKBONES, create_embedding_model
 from gcahng.models.backbone import avg_max_pool
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny inputs gain nothing from intra-op threads, which contend on shared CPU cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _torchvision_trunk(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """torchvision ResNet up to layer4, written out from its documented structure."""
     x = model.maxpool(model.relu(model.bn1(model.conv1(x))))

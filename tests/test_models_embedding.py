@@ -12,15 +12,6 @@ from gcahng.errors import CheckpointError, InputError
 from gcahng.models import BACKBONES, EmbeddingModel, ModelSpec, create_embedding_model, load_embedding_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny inputs gain nothing from intra-op threads, which contend on shared CPU cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny(dim: int = 16) -> EmbeddingModel:
     return create_embedding_model("tiny_cnn", dim, pretrained=False, image_size=32)
 

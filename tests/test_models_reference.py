@@ -22,15 +22,6 @@ KEYS = Path(__file__).parent / "assets" / "official_checkpoint_keys"
 CASES = [("resnet50_K2.tsv", "resnet50"), ("resnet50_K1.tsv", "resnet50"), ("googlenet_K2.tsv", "googlenet")]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny inputs gain nothing from intra-op threads, which contend on shared CPU cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _release_state_dict(file: str, seed: int = 0) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     out = {}

@@ -17,15 +17,6 @@ from gcahng.models import create_embedding_model
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny inputs gain nothing from intra-op threads, which contend on shared CPU cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args, **kwargs):
         raise RuntimeError("test tried to reach the network")

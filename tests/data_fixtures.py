@@ -143,7 +143,7 @@ def make_folder(root: Path, per_class: dict[str, int]) -> Path:
             path = root / name / f"img{k}{ending}"
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.new("RGB", (12, 10), (k * 20 % 256, 0, 0)).save(path)
-        (root / name / f"._img0.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+        (root / name / "._img0.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
         (root / name / ".DS_Store").write_bytes(b"\x00")
         (root / name / "notes.txt").write_text("not an image")
     return root

@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "retrieve": "gcahng.cli.retrieve:retrieve_command",
     "plot": "gcahng.cli.plot:plot_group",
     "data": "gcahng.cli.data:data",
+    "fit": "gcahng.cli.fit:fit_command",
+    "eval": "gcahng.cli.eval:eval_command",
 }
 
 

@@ -1,0 +1,79 @@
+"""``gcahng fit``: train an embedding network with GCA-HNG."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+# option name -> config key, for the options that override one config field each
+_FIELD_OPTIONS = {
+    "data_root": "data_root", "backbone": "backbone", "epochs": "epochs", "classes_per_batch": "classes_per_batch",
+    "per_class": "per_class", "embedding_dim": "embedding_dim", "image_size": "image_size", "weights": "weights",
+    "device": "device", "seed": "seed", "workers": "workers", "selection": "selection", "amp": "amp",
+}
+_RESUMABLE = {"device", "workers"}
+
+
+@click.command("fit")
+@click.argument("dataset", required=False)
+@click.option("--data-root", type=click.Path(file_okay=False), help="Root folder of DATASET (not needed for digits).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="YAML config (default: the preset of DATASET and --backbone, see configs/).")
+@click.option("--backbone", help="Embedding network: resnet50, googlenet, dino_vits16, resnet18, tiny_cnn, ...")
+@click.option("--epochs", type=click.IntRange(min=1))
+@click.option("--classes-per-batch", type=click.IntRange(min=1), help="C: classes per batch.")
+@click.option("--per-class", type=click.IntRange(min=2), help="m: images per class in a batch.")
+@click.option("--embedding-dim", type=click.IntRange(min=1), help="D: embedding size.")
+@click.option("--image-size", type=click.IntRange(min=1), help="Side of the square crop, in pixels.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Local backbone weights file (offline use).")
+@click.option("--no-pretrained", is_flag=True, help="Start the backbone from random initialisation.")
+@click.option("--device", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N, mps.")
+@click.option("--amp", is_flag=True, default=None, help="bfloat16 autocast (CUDA only).")
+@click.option("--workers", type=click.IntRange(min=0), help="Data-loading processes (default: 0 on CPU, else up to 8).")
+@click.option("--seed", type=int)
+@click.option("--selection", type=click.Choice(["val", "test", "last"]),
+              help="Choose best.pt on a held-out validation split, on the test split, or keep the last epoch.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override any config key, e.g. --set alpha=4 --set plugins=[my_layers]. Repeatable.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/DATASET_BACKBONE_TIME).")
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder.")
+@click.option("--no-progress", is_flag=True, help="No progress bars (summary lines only).")
+def fit_command(dataset: str | None, config_file: str | None, no_pretrained: bool, assignments: tuple[str, ...],
+                out: str | None, resume: str | None, no_progress: bool, **options: Any) -> None:
+    """Train on DATASET (default: the embedded digits set) and print the test table of best.pt."""
+    from gcahng.config import DEFAULT_DATASET, apply_overrides, load_config, parse_assignments, preset_path
+    from gcahng.errors import ConfigError
+    from gcahng.training.trainer import CONFIG_FILE, Trainer
+
+    overrides = {_FIELD_OPTIONS[k]: v for k, v in options.items() if v is not None}
+    if no_pretrained:
+        overrides["pretrained"] = False
+    overrides.update(parse_assignments(assignments))
+    if resume is not None:
+        given = sorted(set(overrides) - _RESUMABLE) + (["DATASET"] if dataset else []) + (
+            ["--config"] if config_file else []) + (["--out"] if out else [])
+        if given:
+            raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)} "
+                              "(only --device and --workers may change)")
+        run_dir = Path(resume)
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise ConfigError(f"--resume {resume}: no {CONFIG_FILE} there; is it a gcahng run folder?")
+        cfg = load_config(run_dir / CONFIG_FILE, overrides)
+    else:
+        if dataset is None and config_file is None:
+            click.echo(f"no DATASET given: training on the embedded {DEFAULT_DATASET!r} set "
+                       "(scikit-learn's 8x8 digits; train on 0-4, test on 5-9)")
+            dataset = DEFAULT_DATASET
+        if config_file is None:
+            config_file = preset_path(dataset, overrides.get("backbone"))
+            click.echo(f"config: preset {config_file.name}" if config_file else
+                       f"config: defaults (no preset for {dataset} with {overrides.get('backbone', 'resnet50')})")
+        if dataset is not None:
+            overrides["dataset"] = dataset
+        cfg = load_config(config_file, overrides)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(out) if out else Path("runs") / f"{cfg.dataset}_{cfg.backbone}_{stamp}"
+    Trainer(cfg, run_dir, resume=resume is not None, progress=not no_progress).fit()
+    click.echo(f"run folder: {run_dir}")

@@ -1,0 +1,313 @@
+"""The training configuration: one typed dataclass, read from YAML, overridable field by field.
+
+    cfg = load_config("configs/cub200_resnet50.yaml", overrides={"epochs": 10})
+    cfg = apply_overrides(cfg, parse_assignments(["alpha=4", "plugins=[my_layers]"]))
+    save_config(cfg, run_dir / "config.yaml")
+
+Every field is checked when a :class:`TrainConfig` is built: an unknown key, a value of the
+wrong type or an unregistered component name raises :class:`~gcahng.errors.ConfigError`
+naming the key (and, for names, listing the registered ones). ``plugins`` are imported
+first, so that components a user registers in them are known.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+from gcahng.errors import ConfigError
+
+PRESETS_DIR = Path(__file__).parent / "configs"
+DEFAULT_DATASET = "digits"
+DEFAULT_BACKBONE = "resnet50"
+
+Selection = Literal["val", "test", "last"]
+SelectionMetric = Literal["recall@1", "map@r"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a training run (method.md §6-§8). Units: learning rates per step,
+    periods in epochs, sizes in pixels.
+
+    Model selection (``selection``): ``val`` picks ``best.pt`` on a class-disjoint part of
+    the training classes (``val_fraction`` of them, or ``val_count``); ``test`` on the test
+    split, as the reference release does (reproduction presets only: it peeks at the test
+    set); ``last`` keeps the final epoch (periodic evaluation then runs on the test split for
+    the curves only). ``selection_metric`` is the score compared.
+    """
+
+    # data
+    dataset: str = DEFAULT_DATASET
+    data_root: str | None = None
+    image_size: int = 224
+    resize_size: int | None = None  # test-time resize of the shorter side; None: image_size * 256/224
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop scale range
+    hflip: bool = True
+    classes_per_batch: int = 27  # C
+    per_class: int = 3  # m
+    workers: int | None = None  # data-loading processes; None: 0 on the CPU, min(8, cores) otherwise
+    # embedding network (method.md §7)
+    backbone: str = DEFAULT_BACKBONE
+    embedding_dim: int = 512
+    pretrained: bool = True
+    weights: str | None = None  # local backbone weights file, instead of the standard ones
+    freeze_bn: bool = True
+    # hard-negative generation (method.md §3-§5)
+    generator: str = "gca"  # gca | hdml | none
+    metric_loss: str = "npair"
+    gcl_iterations: int = 2  # K
+    heads: int = 4  # H
+    node_to_node: str = "attention"
+    edge_to_node: str = "sum"
+    node_to_edge: str = "attention"
+    dropout: float = 0.1
+    random_weighting: str = "shared"  # shared | per-pair
+    alpha: float = 5.0
+    beta: float = 20.0
+    softmax_weight: float = 20.0  # S
+    w_dot: float = 20.0
+    w_div: float = 60.0
+    cls_weight: float = 10.0
+    plugins: tuple[str, ...] = ()  # modules imported before anything is built
+    # optimisation (method.md §6)
+    epochs: int = 100
+    base_lr: float = 1.5e-4
+    embedding_lr_ratio: float = 1.0  # head lr = base_lr * ratio
+    gnn_lr: float = 1.5e-4
+    classifier_lr: float = 1e-3
+    weight_decay: float = 1e-4
+    decay_epochs: int = 10  # StepLR period of the embedding optimiser
+    decay_gamma: float = 0.5
+    warmup_epochs: int = 2  # backbone frozen
+    grad_clip: float = 10.0  # by value
+    # evaluation and model selection
+    eval_every: int = 5  # epochs; the last epoch is always evaluated
+    selection: Selection = "val"
+    selection_metric: SelectionMetric = "map@r"
+    val_fraction: float | None = 0.2
+    val_count: int | None = None
+    eval_batch_size: int = 128
+    # run
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    amp: bool = False  # bfloat16 autocast (CUDA only)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), _HINTS[f.name]))
+        _check_values(self)
+        import_plugins(self.plugins)
+        _check_names(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML/JSON values (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @property
+    def eval_split(self) -> str:
+        """The split evaluated during training: ``val`` or ``test``."""
+        return "val" if self.selection == "val" else "test"
+
+
+_HINTS = typing.get_type_hints(TrainConfig)
+_EXPONENT_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+FIELD_NAMES = tuple(f.name for f in fields(TrainConfig))
+
+
+def _type_name(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
+    if origin is tuple:
+        return f"list of {_type_name(args[0])}" + (f" (length {len(args)})" if args[-1] is not Ellipsis else "")
+    return {int: "integer", float: "number", bool: "true/false", str: "string"}.get(hint, str(hint))
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """``value`` checked against the type ``hint`` (ints accepted as floats, lists as tuples)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    bad = ConfigError(f"config key {key!r} must be {_type_name(hint)}, got {value!r}")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _coerce(key, value, next(a for a in args if a is not type(None)))
+    if origin is Literal:
+        if value not in args:
+            raise bad
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        item_hints = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
+        if len(item_hints) != len(value):
+            raise bad
+        return tuple(_coerce(key, v, h) for v, h in zip(value, item_hints))
+    if hint is float:
+        if isinstance(value, str) and _EXPONENT_NUMBER.match(value):  # YAML 1.1 reads 1e-4 as a string
+            return float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if not isinstance(value, hint):
+        raise bad
+    return value
+
+
+def _check_values(cfg: TrainConfig) -> None:
+    positive = ("image_size", "classes_per_batch", "embedding_dim", "gcl_iterations", "heads", "epochs",
+                "decay_epochs", "eval_every", "eval_batch_size")
+    for key in positive:
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"config key {key!r} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.per_class < 2:
+        raise ConfigError(f"config key 'per_class' must be >= 2 (each anchor needs a positive), got {cfg.per_class}")
+    for key in ("base_lr", "gnn_lr", "classifier_lr", "grad_clip"):
+        if getattr(cfg, key) <= 0:
+            raise ConfigError(f"config key {key!r} must be > 0, got {getattr(cfg, key)}")
+    for key in ("warmup_epochs", "weight_decay", "embedding_lr_ratio"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"config key {key!r} must be >= 0, got {getattr(cfg, key)}")
+    if cfg.workers is not None and cfg.workers < 0:
+        raise ConfigError(f"config key 'workers' must be >= 0 or null, got {cfg.workers}")
+    if cfg.embedding_dim % cfg.heads:
+        raise ConfigError(f"config key 'heads' ({cfg.heads}) must divide 'embedding_dim' ({cfg.embedding_dim})")
+    if cfg.resize_size is not None and cfg.resize_size < cfg.image_size:
+        raise ConfigError(f"config key 'resize_size' ({cfg.resize_size}) must be >= 'image_size' ({cfg.image_size})")
+    low, high = cfg.crop_scale
+    if not 0.0 < low <= high <= 1.0:
+        raise ConfigError(f"config key 'crop_scale' must satisfy 0 < low <= high <= 1, got {list(cfg.crop_scale)}")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise ConfigError(f"config key 'dropout' must be in [0, 1), got {cfg.dropout}")
+    if cfg.selection == "val":
+        if (cfg.val_fraction is None) == (cfg.val_count is None):
+            raise ConfigError("selection 'val' needs exactly one of 'val_fraction' and 'val_count' (set the other to null)")
+        if cfg.val_fraction is not None and not 0.0 < cfg.val_fraction < 1.0:
+            raise ConfigError(f"config key 'val_fraction' must be between 0 and 1, got {cfg.val_fraction}")
+        if cfg.val_count is not None and cfg.val_count < 1:
+            raise ConfigError(f"config key 'val_count' must be >= 1, got {cfg.val_count}")
+    if cfg.device != "auto" and cfg.device.split(":")[0] not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"config key 'device' must be auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}")
+
+
+def import_plugins(modules: tuple[str, ...]) -> None:
+    """Import the user's modules that register components."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ConfigError(f"config key 'plugins': cannot import {name!r}: {err}") from err
+
+
+def _check_names(cfg: TrainConfig) -> None:
+    """Component names must be registered; the error lists the registered ones."""
+    from gcahng.cacai import RANDOM_WEIGHTINGS
+    from gcahng.data import DATASETS
+    from gcahng.graph.registries import EDGE_TO_NODE, NODE_TO_EDGE, NODE_TO_NODE
+    from gcahng.losses import METRIC_LOSSES
+    from gcahng.models import BACKBONES
+    from gcahng.training.step import GENERATOR_MODES
+
+    choices = {
+        "dataset": DATASETS.names(),
+        "backbone": BACKBONES.names(),
+        "metric_loss": METRIC_LOSSES.names(),
+        "node_to_node": NODE_TO_NODE.names(),
+        "edge_to_node": EDGE_TO_NODE.names(),
+        "node_to_edge": NODE_TO_EDGE.names(),
+        "generator": list(GENERATOR_MODES),
+        "random_weighting": list(RANDOM_WEIGHTINGS),
+    }
+    for key, names in choices.items():
+        if getattr(cfg, key) not in names:
+            raise ConfigError(f"config key {key!r}: unknown name {getattr(cfg, key)!r}; choose one of {', '.join(names)}")
+
+
+def config_from_dict(data: Mapping[str, Any], *, source: str = "config") -> TrainConfig:
+    """A :class:`TrainConfig` from a mapping of field values (missing fields take the defaults)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source} must be a mapping of config keys to values, got {type(data).__name__}")
+    unknown = sorted(str(k) for k in data if k not in FIELD_NAMES)
+    if unknown:
+        raise ConfigError(f"{source}: unknown config key(s) {', '.join(map(repr, unknown))}; "
+                          f"valid keys: {', '.join(FIELD_NAMES)}")
+    try:
+        return TrainConfig(**dict(data))
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in the YAML file ``path``; problems raise ``ConfigError`` naming the file."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys to values")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """The config in YAML file ``path`` (or the defaults) with ``overrides`` applied."""
+    cfg = config_from_dict(read_yaml(path), source=f"config file {str(path)!r}") if path is not None else TrainConfig()
+    return apply_overrides(cfg, overrides) if overrides else cfg
+
+
+def apply_overrides(cfg: TrainConfig, overrides: Mapping[str, Any]) -> TrainConfig:
+    """``cfg`` with some fields replaced (checked like the rest, errors name them as overrides)."""
+    unknown = sorted(str(k) for k in overrides if k not in FIELD_NAMES)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(map(repr, unknown))} in the overrides; "
+                          f"valid keys: {', '.join(FIELD_NAMES)}")
+    return config_from_dict({**cfg.to_dict(), **dict(overrides)}, source="with the overrides")
+
+
+def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["key=value", ...]`` -> ``{key: value}``, each value read as YAML (``4``, ``1e-4``,
+    ``null``, ``[a, b]``, ``true``); keys are checked by :func:`config_from_dict`."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML: {err}") from None
+        out[key.strip()] = value
+    return out
+
+
+def preset_path(dataset: str, backbone: str | None = None) -> Path | None:
+    """The shipped preset for ``dataset`` (and ``backbone``, default resnet50), if there is one."""
+    name = dataset if dataset == DEFAULT_DATASET else f"{dataset}_{backbone or DEFAULT_BACKBONE}"
+    path = PRESETS_DIR / f"{name}.yaml"
+    return path if path.is_file() else None
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> None:
+    """Write ``cfg`` as YAML, every field, in declaration order."""
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,141 @@
+"""Building a run's parts from a :class:`~gcahng.config.TrainConfig`: device, datasets,
+embedding network, metric loss, generator, optimisers, schedules and the training step."""
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from gcahng.config import TrainConfig
+from gcahng.data import ClassBalancedBatchSampler, ImageDataset, build_transforms, collate_batch, read_splits
+from gcahng.data.registry import DATASETS
+from gcahng.errors import ConfigError
+from gcahng.generator import HardNegativeGenerator
+from gcahng.losses import METRIC_LOSSES
+from gcahng.models import EmbeddingModel, create_embedding_model
+from gcahng.training.optim import Optimizers, build_optimizers
+from gcahng.training.schedule import Schedulers, build_schedulers
+from gcahng.training.step import StepConfig, TrainingStep
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA when available, else MPS where present, else the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} was asked for but CUDA is not available; use --device cpu or auto")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"device {name!r} was asked for but MPS is not available; use --device cpu or auto")
+    return device
+
+
+def loader_workers(cfg: TrainConfig, device: torch.device) -> int:
+    """``cfg.workers``, or by default none on the CPU (decoding would compete with training
+    for the cores) and ``min(8, cores)`` otherwise."""
+    if cfg.workers is not None:
+        return cfg.workers
+    return 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
+
+
+def seed_everything(seed: int, *keys: int) -> None:
+    """Seed torch's global generators from ``(seed, *keys)``: ``(seed,)`` before the networks
+    are initialised, ``(seed, epoch)`` before each epoch, so that the random crops, flips and
+    dropout of an epoch depend on nothing else and a resumed run repeats them."""
+    torch.manual_seed(int(np.random.SeedSequence([seed, *keys]).generate_state(1, np.uint64)[0] >> 1))
+
+
+def load_datasets(cfg: TrainConfig) -> dict[str, ImageDataset]:
+    """``train`` (with the training transform), the evaluation splits of the dataset's
+    protocol and, for ``selection: val``, the held-out ``val`` split (test transform)."""
+    val = {"val_fraction": cfg.val_fraction, "val_count": cfg.val_count} if cfg.selection == "val" else {}
+    splits = read_splits(cfg.dataset, cfg.data_root, val_seed=cfg.seed, **val)
+    train_transform = build_transforms(True, cfg.image_size, cfg.resize_size, crop_scale=cfg.crop_scale, hflip=cfg.hflip)
+    wanted = ["train", *DATASETS.get(cfg.dataset).eval_splits] + (["val"] if cfg.selection == "val" else [])
+    return {
+        split: ImageDataset(splits[split], name=cfg.dataset, split=split,
+                            transform=train_transform if split == "train" else None)
+        for split in wanted
+    }
+
+
+def train_loader(cfg: TrainConfig, dataset: ImageDataset, device: torch.device) -> DataLoader:
+    """C x m batches (``floor(N / (C*m))`` per epoch); call ``loader.batch_sampler.set_epoch``
+    and seed ``loader.generator`` before each epoch."""
+    if cfg.classes_per_batch > dataset.num_classes:
+        raise ConfigError(
+            f"classes_per_batch={cfg.classes_per_batch} but the training split of {cfg.dataset} has only "
+            f"{dataset.num_classes} classes (after holding out validation classes); lower --classes-per-batch"
+        )
+    sampler = ClassBalancedBatchSampler(dataset.labels, cfg.classes_per_batch, cfg.per_class, seed=cfg.seed)
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=loader_workers(cfg, device),
+        collate_fn=collate_batch,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator(),
+    )
+
+
+def build_model(cfg: TrainConfig) -> EmbeddingModel:
+    """The embedding network with its starting weights (``weights``, pretrained or random)."""
+    model = create_embedding_model(
+        cfg.backbone, cfg.embedding_dim, pretrained=cfg.pretrained, weights=cfg.weights,
+        image_size=cfg.image_size, resize_size=cfg.resize_size,
+    )
+    model.freeze_backbone_bn(cfg.freeze_bn)
+    return model
+
+
+def build_metric_loss(cfg: TrainConfig, num_classes: int) -> nn.Module:
+    """``METRIC_LOSSES[cfg.metric_loss]``, given ``num_classes`` and ``embedding_dim`` when its
+    constructor takes them (proxy losses)."""
+    loss_cls = METRIC_LOSSES.get(cfg.metric_loss)
+    accepted = inspect.signature(loss_cls).parameters
+    offered = {"num_classes": num_classes, "embedding_dim": cfg.embedding_dim}
+    return loss_cls(**{k: v for k, v in offered.items() if k in accepted})
+
+
+@dataclass
+class TrainingParts:
+    """Everything a run trains and its state, on one device."""
+
+    model: EmbeddingModel
+    generator: HardNegativeGenerator
+    metric_loss: nn.Module
+    optimizers: Optimizers
+    schedulers: Schedulers
+    step: TrainingStep
+
+
+def build_training_parts(cfg: TrainConfig, num_classes: int, device: torch.device,
+                         model: EmbeddingModel | None = None) -> TrainingParts:
+    """The parts of method.md §6 for ``num_classes`` training classes, on ``device``
+    (``model`` defaults to :func:`build_model`)."""
+    model = (model if model is not None else build_model(cfg)).to(device)
+    generator = HardNegativeGenerator(
+        cfg.embedding_dim, num_classes, iterations=cfg.gcl_iterations, heads=cfg.heads,
+        node_to_node=cfg.node_to_node, edge_to_node=cfg.edge_to_node, node_to_edge=cfg.node_to_edge,
+        dropout=cfg.dropout, random_weighting=cfg.random_weighting,
+    ).to(device)
+    metric_loss = build_metric_loss(cfg, num_classes).to(device)
+    optimizers = build_optimizers(
+        model, generator, base_lr=cfg.base_lr, gnn_lr=cfg.gnn_lr, weight_decay=cfg.weight_decay,
+        head_lr_ratio=cfg.embedding_lr_ratio, classifier_lr=cfg.classifier_lr, metric_loss=metric_loss,
+    )
+    schedulers = build_schedulers(optimizers, epochs=cfg.epochs, decay_epochs=cfg.decay_epochs,
+                                  decay_gamma=cfg.decay_gamma, train_gcl=cfg.generator == "gca")
+    step_config = StepConfig(alpha=cfg.alpha, beta=cfg.beta, softmax_weight=cfg.softmax_weight, w_dot=cfg.w_dot,
+                             w_div=cfg.w_div, cls_weight=cfg.cls_weight, grad_clip=cfg.grad_clip, mode=cfg.generator)
+    step = TrainingStep(model, generator, optimizers, metric_loss, step_config, seed=cfg.seed,
+                        autocast_dtype=torch.bfloat16 if cfg.amp else None)
+    return TrainingParts(model, generator, metric_loss, optimizers, schedulers, step)

@@ -1,0 +1,310 @@
+"""The training loop around :class:`~gcahng.training.TrainingStep`: epochs, schedules,
+warm-up, periodic evaluation, model selection, logs and crash-safe checkpoints.
+
+A run folder holds::
+
+    config.yaml            the exact config of the run
+    metrics.jsonl          one JSON object per epoch: loss means, lr, time, evaluation
+    tensorboard/           TensorBoard event files (the same numbers)
+    checkpoints/last.pt    full training state after the last completed epoch
+    checkpoints/best.pt    the selected model (see TrainConfig.selection)
+    test_metrics.json      the final test table of best.pt
+
+Determinism: every epoch re-seeds torch's generators and the data loader from
+``(seed, epoch)`` and the sampler draws from ``(seed, epoch)``, so a run resumed from
+``last.pt`` repeats exactly what the uninterrupted run would have done (on the CPU).
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm import tqdm
+
+from gcahng.config import TrainConfig, config_from_dict, save_config
+from gcahng.data import FailureLog, ImageDataset
+from gcahng.errors import CheckpointError, ConfigError, GcahngError
+from gcahng.evaluation import RetrievalMetrics
+from gcahng.retrieval.checkpoint import CHECKPOINT_FORMAT
+from gcahng.training.build import (
+    TrainingParts,
+    build_training_parts,
+    load_datasets,
+    loader_workers,
+    resolve_device,
+    seed_everything,
+    train_loader,
+)
+from gcahng.training.checkpoint import (
+    CHECKPOINT_VERSION,
+    atomic_save,
+    load_training_checkpoint,
+    remove_stale_temporaries,
+)
+from gcahng.training.evaluate import evaluate_split
+from gcahng.training.schedule import apply_warmup
+from gcahng.training.step import NonFiniteLossError
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+TEST_METRICS_FILE = "test_metrics.json"
+LAST = Path("checkpoints") / "last.pt"
+BEST = Path("checkpoints") / "best.pt"
+
+
+class TrainingStopped(GcahngError):
+    """A loss became NaN or infinite; the run stopped and its last checkpoint is intact."""
+
+
+def _require_finite_embeddings(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
+    """Forward hook: NaN or infinite embeddings stop the step before any update from them."""
+    if not bool(torch.isfinite(output).all()):
+        raise NonFiniteLossError("the embeddings became NaN or infinite; stopping before any update from them "
+                                 "(lower the learning rate or check the inputs)")
+
+
+def _metric_value(metrics: RetrievalMetrics, name: str) -> float:
+    return float(metrics.to_dict()[name])
+
+
+class Trainer:
+    """Trains one run of ``cfg`` into ``run_dir``.
+
+    ``resume=True`` continues the run in ``run_dir`` from ``checkpoints/last.pt`` (or from
+    the start when the run was killed before its first checkpoint); ``cfg`` must then be the
+    run's own config, up to ``device`` and ``workers``. ``log`` receives the human-readable
+    lines (default: printed above the progress bar); ``progress`` shows a tqdm bar per epoch.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: str | Path,
+        *,
+        resume: bool = False,
+        progress: bool = True,
+        log: Callable[[str], None] = tqdm.write,
+    ) -> None:
+        self.cfg, self.run_dir, self.resume = cfg, Path(run_dir), resume
+        self.progress, self.log = progress, log
+        self.device = resolve_device(cfg.device)
+        self.datasets: dict[str, ImageDataset] = {}
+        if cfg.amp and self.device.type != "cuda":
+            raise ConfigError(f"--amp (bfloat16 autocast) needs a CUDA device, but the run uses {self.device}")
+
+    # ----------------------------------------------------------------- set-up
+    def _prepare_run_dir(self) -> None:
+        if not self.resume and (self.run_dir / CONFIG_FILE).exists():
+            raise ConfigError(f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} "
+                              "or choose another --out")
+        (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        removed = remove_stale_temporaries(self.run_dir / "checkpoints")
+        if removed:
+            self.log(f"removed {removed} partly written checkpoint file(s) of the interrupted run")
+        save_config(self.cfg, self.run_dir / CONFIG_FILE)
+
+    def _describe(self, datasets: dict) -> None:
+        cfg, train = self.cfg, datasets["train"]
+        self.log(f"run folder: {self.run_dir}")
+        self.log(f"device: {self.device}{' (bfloat16 autocast)' if cfg.amp else ''}; "
+                 f"data-loading workers: {loader_workers(cfg, self.device)}")
+        self.log(f"train: {cfg.dataset}, {len(train)} images of {train.num_classes} classes; "
+                 f"batches of {cfg.classes_per_batch} classes x {cfg.per_class} images; {cfg.epochs} epochs")
+        if cfg.selection == "val":
+            val = datasets["val"]
+            self.log(f"model selection: best {cfg.selection_metric} on a held-out validation split "
+                     f"({val.num_classes} training classes, {len(val)} images), evaluated every {cfg.eval_every} epochs")
+        elif cfg.selection == "test":
+            self.log(f"model selection: best {cfg.selection_metric} on the TEST split, as the reference release "
+                     "does (reproduction only: the test set chooses the checkpoint)")
+        else:
+            self.log(f"model selection: none, best.pt is the last epoch; the test split is evaluated every "
+                     f"{cfg.eval_every} epochs for the curves only")
+
+    def _restore(self, parts: TrainingParts) -> dict[str, Any]:
+        """Load ``last.pt`` into ``parts``; returns its ``best`` and ``epoch``."""
+        path = self.run_dir / LAST
+        if not path.exists():
+            self.log(f"{path} does not exist yet (the run stopped before its first epoch ended); starting over")
+            self._truncate_metrics(0)
+            return {"epoch": 0, "best": {"score": None, "epoch": None}}
+        state = load_training_checkpoint(path)
+        saved = config_from_dict(state["config"], source=str(path))
+        ignore = {"device", "workers"}
+        changed = sorted(k for k, v in self.cfg.to_dict().items() if k not in ignore and saved.to_dict()[k] != v)
+        if changed:
+            raise ConfigError(f"--resume continues {self.run_dir} with its own config; these keys differ: "
+                              f"{', '.join(changed)} (only device and workers may change)")
+        try:
+            parts.model.load_state_dict(state["model"])
+            parts.generator.load_state_dict(state["generator"])
+            parts.metric_loss.load_state_dict(state["metric_loss"])
+            for name, optimizer in parts.optimizers.items():
+                optimizer.load_state_dict(state["optimizers"][name])
+            parts.schedulers.load_state_dict(state["schedulers"])
+            parts.step.load_state_dict(state["step"])
+        except (KeyError, RuntimeError, ValueError) as err:
+            raise CheckpointError(f"{path} does not fit this run: {err}") from err
+        self._truncate_metrics(int(state["epoch"]))
+        self.log(f"resumed {self.run_dir} after epoch {state['epoch']}")
+        return {"epoch": int(state["epoch"]), "best": dict(state["best"])}
+
+    def _truncate_metrics(self, epochs_done: int) -> None:
+        """Drop records of epochs after ``epochs_done`` (written before the crash, redone now)."""
+        path = self.run_dir / METRICS_FILE
+        if path.exists():
+            lines = [line for line in path.read_text().splitlines()
+                     if line.strip() and json.loads(line)["epoch"] <= epochs_done]
+            path.write_text("".join(line + "\n" for line in lines))
+
+    # ------------------------------------------------------------ checkpoints
+    def _payload(self, parts: TrainingParts, epoch: int, best: dict, metrics: dict | None, *, full: bool) -> dict:
+        payload: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "model_spec": parts.model.spec.to_dict(),
+            "model": parts.model.state_dict(),
+            "generator": parts.generator.state_dict(),
+            "metric_loss": parts.metric_loss.state_dict(),
+            "step": parts.step.state_dict(),
+            "epoch": epoch,
+            "best": dict(best),
+            "config": self.cfg.to_dict(),
+            "metrics": metrics,
+        }
+        if full:
+            payload["optimizers"] = {name: opt.state_dict() for name, opt in parts.optimizers.items()}
+            payload["schedulers"] = parts.schedulers.state_dict()
+        return payload
+
+    # --------------------------------------------------------------- training
+    def _train_epoch(self, parts: TrainingParts, loader, epoch: int, failures: FailureLog) -> dict[str, float]:
+        cfg = self.cfg
+        seed_everything(cfg.seed, epoch)
+        loader.batch_sampler.set_epoch(epoch)
+        loader.generator.manual_seed(cfg.seed * 100_003 + epoch)
+        frozen = apply_warmup(parts.model, epoch, cfg.warmup_epochs)
+        parts.model.train()
+        parts.generator.train()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}" + (" (warm-up)" if frozen else ""),
+                   disable=not self.progress, leave=False, dynamic_ncols=True)
+        guard = parts.model.register_forward_hook(_require_finite_embeddings)
+        try:
+            sums, count = self._iterate(parts, bar, epoch, failures)
+        finally:
+            guard.remove()
+            bar.close()
+        parts.step.end_epoch()
+        parts.schedulers.step()
+        return {name: total / max(count, 1) for name, total in sums.items()}
+
+    def _iterate(self, parts: TrainingParts, bar: tqdm, epoch: int, failures: FailureLog) -> tuple[dict, int]:
+        """The iterations of one epoch; returns the sums of the loss terms and the iteration count."""
+        cfg = self.cfg
+        sums: dict[str, float] = defaultdict(float)
+        count = 0
+        for count, batch in enumerate(bar, start=1):
+            failures.update(batch.failures)
+            images = batch.images.to(self.device, non_blocking=True)
+            try:
+                losses = parts.step(images, batch.labels, cfg.classes_per_batch, cfg.per_class)
+            except NonFiniteLossError as err:
+                last = self.run_dir / LAST
+                kept = f"the last good checkpoint {last} is intact" if last.exists() else "no checkpoint was written yet"
+                raise TrainingStopped(f"training stopped in epoch {epoch + 1}, iteration {count}: {err}; {kept}") from err
+            for name, value in losses.items():
+                sums[name] += value
+            bar.set_postfix({name: f"{total / count:.3f}" for name, total in sums.items()}, refresh=False)
+        return sums, count
+
+    def fit(self) -> RetrievalMetrics:
+        """Run (or continue) the training and return the test metrics of ``best.pt``."""
+        cfg = self.cfg
+        datasets = self.datasets = load_datasets(cfg)
+        loader = train_loader(cfg, datasets["train"], self.device)
+        seed_everything(cfg.seed)
+        parts = build_training_parts(cfg, datasets["train"].num_classes, self.device)
+        self._prepare_run_dir()
+        self._describe(datasets)
+        state = self._restore(parts) if self.resume else {"epoch": 0, "best": {"score": None, "epoch": None}}
+        best = state["best"]
+        failures = FailureLog()
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=state["epoch"] + 1)
+        try:
+            for epoch in range(state["epoch"], cfg.epochs):
+                best = self._run_epoch(parts, loader, epoch, best, failures, writer)
+        finally:
+            writer.close()
+        if failures:
+            self.log(failures.summary())
+        return self._final_test(datasets, best)
+
+    def _run_epoch(self, parts: TrainingParts, loader, epoch: int, best: dict, failures: FailureLog, writer) -> dict:
+        cfg = self.cfg
+        start = time.perf_counter()
+        losses = self._train_epoch(parts, loader, epoch, failures)
+        train_time = time.perf_counter() - start
+        number = epoch + 1
+        record: dict[str, Any] = {"epoch": number, "time_s": round(train_time, 3), "loss": losses,
+                                  "lr": {group.get("name", str(i)): group["lr"]
+                                         for i, group in enumerate(parts.optimizers.embedding.param_groups)}}
+        record["lr"]["gcl"] = parts.optimizers.gcl.param_groups[0]["lr"]
+        metrics = None
+        is_best = False
+        if number % cfg.eval_every == 0 or number == cfg.epochs:
+            metrics = evaluate_split(parts.model, self.datasets, cfg.eval_split, dataset_name=cfg.dataset,
+                                     device=self.device, batch_size=cfg.eval_batch_size,
+                                     workers=loader_workers(cfg, self.device))
+            record["eval"] = {"split": cfg.eval_split, **metrics.to_dict()}
+            score = _metric_value(metrics, cfg.selection_metric)
+            if cfg.selection != "last" and (best["score"] is None or score > best["score"]):
+                best = {"score": score, "epoch": number}
+                is_best = True
+        if cfg.selection == "last" and number == cfg.epochs:
+            best = {"score": None, "epoch": number}
+            is_best = True
+        if is_best:
+            atomic_save(self._payload(parts, number, best, record.get("eval"), full=False), self.run_dir / BEST)
+        with open(self.run_dir / METRICS_FILE, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        for name, value in losses.items():
+            writer.add_scalar(f"loss/{name}", value, number)
+        for name, value in record["lr"].items():
+            writer.add_scalar(f"lr/{name}", value, number)
+        for name, value in record.get("eval", {}).items():
+            if isinstance(value, float):
+                writer.add_scalar(f"{cfg.eval_split}/{name}", value, number)
+        writer.flush()
+        atomic_save(self._payload(parts, number, best, record.get("eval"), full=True), self.run_dir / LAST)
+        self.log(self._summary(record, train_time, is_best))
+        return best
+
+    def _summary(self, record: dict, train_time: float, is_best: bool) -> str:
+        terms = "  ".join(f"{k} {v:.4f}" for k, v in record["loss"].items() if k != "J_metric")
+        line = f"epoch {record['epoch']}/{self.cfg.epochs}  {terms}  ({train_time:.1f} s)"
+        if "eval" in record:
+            ev = record["eval"]
+            line += f"  | {ev['split']} R@1 {100 * ev['recall@1']:.1f}  MAP@R {100 * ev['map@r']:.1f}"
+            line += "  *best*" if is_best and self.cfg.selection != "last" else ""
+        return line
+
+    def _final_test(self, datasets: dict, best: dict) -> RetrievalMetrics:
+        """Evaluate ``best.pt`` on the test protocol; write and print the table."""
+        from gcahng.training.checkpoint import load_for_evaluation
+
+        model, _ = load_for_evaluation(self.run_dir / BEST)
+        metrics = evaluate_split(model, datasets, "test", dataset_name=self.cfg.dataset, device=self.device,
+                                 batch_size=self.cfg.eval_batch_size, workers=loader_workers(self.cfg, self.device))
+        result = {"dataset": self.cfg.dataset, "split": "test", "checkpoint": str(BEST), "epoch": best["epoch"],
+                  "selection": self.cfg.selection, "selection_metric": self.cfg.selection_metric,
+                  "metrics": metrics.to_dict()}
+        (self.run_dir / TEST_METRICS_FILE).write_text(json.dumps(result, indent=2) + "\n")
+        chosen = {"val": "best on validation", "test": "best on test", "last": "last epoch"}[self.cfg.selection]
+        self.log(f"test metrics of {self.run_dir / BEST} (epoch {best['epoch']}, {chosen}):\n{metrics}")
+        return metrics

@@ -80,3 +80,19 @@ def test_weights_that_do_not_fit_the_spec_are_a_checkpoint_error(setup, tmp_path
                tmp_path / "spec.pt")
     with pytest.raises(CheckpointError, match="spec.pt.*colour"):
         load(tmp_path / "spec.pt")
+
+
+def test_few_images_are_embedded_on_one_thread_and_threads_are_restored(setup, monkeypatch):
+    root, _, paths = setup
+    embedder = load(root / "m.pt")
+    threads = torch.get_num_threads()
+    seen = []
+    monkeypatch.setattr(embedder, "embed_batch", lambda batch: seen.append(torch.get_num_threads()) or
+                        np.zeros((len(batch), 6), np.float32))
+    torch.set_num_threads(2)
+    try:
+        embedder.embed(paths[:1])
+        embedder.embed(paths * 2, batch_size=100)  # 10 images: the caller's thread count
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import click
 
@@ -56,6 +57,8 @@ def cli() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # printed by torch when torch_geometric is imported; nothing a user can act on
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
     cli(prog_name="gcahng")
 
 

@@ -4,35 +4,50 @@
     train = create_dataset("cub200", "data", "train", transform=build_transforms(True))
     sampler = ClassBalancedBatchSampler(train.labels, 27, 3, seed=0)
     loader = DataLoader(train, batch_sampler=sampler, num_workers=4, collate_fn=collate_batch)
-"""
-from gcahng.data import sources as _sources  # noqa: F401  (registers the built-in datasets)
-from gcahng.data.collate import Batch, FailureLog, collate_batch
-from gcahng.data.dataset import ImageDataset, ImageFailure, Sample
-from gcahng.data.images import MAX_IMAGE_PIXELS, UnreadableImageError, load_rgb
-from gcahng.data.records import SplitRecords
-from gcahng.data.registry import DATASETS, ArchiveSpec, DatasetSource, create_dataset, eval_splits, read_splits
-from gcahng.data.sampler import ClassBalancedBatchSampler
-from gcahng.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 
-__all__ = [
-    "DATASETS",
-    "MAX_IMAGE_PIXELS",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "ArchiveSpec",
-    "Batch",
-    "ClassBalancedBatchSampler",
-    "DatasetSource",
-    "FailureLog",
-    "ImageDataset",
-    "ImageFailure",
-    "Sample",
-    "SplitRecords",
-    "UnreadableImageError",
-    "build_transforms",
-    "collate_batch",
-    "create_dataset",
-    "eval_splits",
-    "load_rgb",
-    "read_splits",
-]
+Names are imported on first use, so that ``from gcahng.data.images import load_rgb`` (what
+``gcahng retrieve`` needs) does not pay for torchvision and the dataset readers.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    "Batch": "gcahng.data.collate",
+    "FailureLog": "gcahng.data.collate",
+    "collate_batch": "gcahng.data.collate",
+    "ImageDataset": "gcahng.data.dataset",
+    "ImageFailure": "gcahng.data.dataset",
+    "Sample": "gcahng.data.dataset",
+    "MAX_IMAGE_PIXELS": "gcahng.data.images",
+    "UnreadableImageError": "gcahng.data.images",
+    "load_rgb": "gcahng.data.images",
+    "SplitRecords": "gcahng.data.records",
+    "DATASETS": "gcahng.data.registry",
+    "ArchiveSpec": "gcahng.data.registry",
+    "DatasetSource": "gcahng.data.registry",
+    "create_dataset": "gcahng.data.registry",
+    "eval_splits": "gcahng.data.registry",
+    "read_splits": "gcahng.data.registry",
+    "ClassBalancedBatchSampler": "gcahng.data.sampler",
+    "IMAGENET_MEAN": "gcahng.data.transforms",
+    "IMAGENET_STD": "gcahng.data.transforms",
+    "build_transforms": "gcahng.data.transforms",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gcahng.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

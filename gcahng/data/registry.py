@@ -99,3 +99,8 @@ def create_dataset(
 def eval_splits(name: str) -> tuple[str, ...]:
     """The splits evaluated for dataset ``name``: ``("test",)``, or ``("query", "gallery")`` for inshop."""
     return DATASETS.get(name).eval_splits
+
+
+# Registers the built-in datasets. At the end of this module, because the sources import the
+# names defined above; every import path to DATASETS goes through here.
+from gcahng.data import sources as _sources  # noqa: E402,F401

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
 from gcahng.data.files import safe_join, verify_files
 from gcahng.data.records import SplitRecords, split_by_class
@@ -32,6 +31,8 @@ _SUBFOLDERS = ("", "cars196", "CARS196", "stanford_cars", "stanford-cars", "Stan
 
 
 def _load_mat(path: Path) -> dict:
+    import scipy.io  # only Cars needs scipy; keep it out of every other import of gcahng.data
+
     try:
         return scipy.io.loadmat(str(path), squeeze_me=True)
     except FileNotFoundError:

@@ -72,9 +72,10 @@ def _clip(module: nn.Module, value: float) -> None:
 
 
 def _require_finite(name: str, value: Tensor) -> None:
-    if not bool(torch.isfinite(value)):
+    if not bool(torch.isfinite(value).all()):
+        shown = f" {float(value.detach())}" if value.numel() == 1 else " NaN or infinite"
         raise NonFiniteLossError(
-            f"{name} became {float(value.detach())}; stopping before any update from it "
+            f"{name} became{shown}; stopping before any update from it "
             "(lower the learning rate or check the inputs)"
         )
 
@@ -148,6 +149,7 @@ class TrainingStep:
         z = z.float()
         if z.dim() != 2 or z.shape[0] != labels.shape[0]:
             raise InputError(f"the embedding network returned shape {tuple(z.shape)}, expected ({labels.shape[0]}, D)")
+        _require_finite("the embeddings", z)
         out["J_m"] = self.metric_loss(z, labels, C, m)
         j_metric = out["J_m"]
         if cfg.mode != "none":

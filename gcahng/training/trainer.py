@@ -22,7 +22,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 from tqdm import tqdm
 
 from gcahng.config import TrainConfig, config_from_dict, save_config
@@ -58,13 +57,6 @@ BEST = Path("checkpoints") / "best.pt"
 
 class TrainingStopped(GcahngError):
     """A loss became NaN or infinite; the run stopped and its last checkpoint is intact."""
-
-
-def _require_finite_embeddings(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
-    """Forward hook: NaN or infinite embeddings stop the step before any update from them."""
-    if not bool(torch.isfinite(output).all()):
-        raise NonFiniteLossError("the embeddings became NaN or infinite; stopping before any update from them "
-                                 "(lower the learning rate or check the inputs)")
 
 
 def _metric_value(metrics: RetrievalMetrics, name: str) -> float:
@@ -192,11 +184,9 @@ class Trainer:
         parts.generator.train()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}" + (" (warm-up)" if frozen else ""),
                    disable=not self.progress, leave=False, dynamic_ncols=True)
-        guard = parts.model.register_forward_hook(_require_finite_embeddings)
         try:
             sums, count = self._iterate(parts, bar, epoch, failures)
         finally:
-            guard.remove()
             bar.close()
         parts.step.end_epoch()
         parts.schedulers.step()

@@ -12,7 +12,13 @@ _FIELD_OPTIONS = {
     "data_root": "data_root", "backbone": "backbone", "epochs": "epochs", "classes_per_batch": "classes_per_batch",
     "per_class": "per_class", "embedding_dim": "embedding_dim", "image_size": "image_size", "weights": "weights",
     "device": "device", "seed": "seed", "workers": "workers", "selection": "selection", "amp": "amp",
+    "node_to_node": "node_to_node", "edge_to_node": "edge_to_node", "node_to_edge": "node_to_edge",
+    "gcl_iterations": "gcl_iterations", "heads": "heads", "random_weighting": "random_weighting",
+    "generator": "generator", "metric_loss": "metric_loss",
 }
+# fixed by the method (gcahng.training.GENERATOR_MODES, gcahng.cacai.RANDOM_WEIGHTINGS; a test keeps them equal)
+GENERATORS = ("gca", "hdml", "none")
+RANDOM_WEIGHTINGS = ("shared", "per-pair")
 _RESUMABLE = {"device", "workers"}
 
 
@@ -35,15 +41,30 @@ _RESUMABLE = {"device", "workers"}
 @click.option("--seed", type=int)
 @click.option("--selection", type=click.Choice(["val", "test", "last"]),
               help="Choose best.pt on a held-out validation split, on the test split, or keep the last epoch.")
+@click.option("--generator", type=click.Choice(GENERATORS),
+              help="gca: the method; hdml: interpolation with lam = 1, no graph network; none: the metric loss alone.")
+@click.option("--metric-loss", metavar="NAME", help="npair, proxy_anchor, multi_similarity, triplet or a plugin's loss.")
+@click.option("--node-to-node", metavar="NAME", help="Node-to-node layer of GCL: attention, gat, mean, none, or a plugin's.")
+@click.option("--edge-to-node", metavar="NAME", help="Edge-to-node layer of GCL: sum, mean, none, or a plugin's.")
+@click.option("--node-to-edge", metavar="NAME", help="Node-to-edge layer of GCL: attention, mlp, none, or a plugin's.")
+@click.option("--gcl-iterations", type=click.IntRange(min=1), help="K: GCL iterations.")
+@click.option("--heads", type=click.IntRange(min=1), help="H: attention heads (must divide --embedding-dim).")
+@click.option("--random-weighting", type=click.Choice(RANDOM_WEIGHTINGS),
+              help="CACAI weights: one draw per anchor (shared) or one per anchor-negative pair (per-pair).")
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
+              help="Import MODULE (e.g. my_lab.layers) to register components; appended to the config's plugins. "
+                   "Repeatable.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override any config key, e.g. --set alpha=4 --set plugins=[my_layers]. Repeatable.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/DATASET_BACKBONE_TIME).")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (summary lines only).")
-def fit_command(dataset: str | None, config_file: str | None, no_pretrained: bool, assignments: tuple[str, ...],
-                out: str | None, resume: str | None, no_progress: bool, **options: Any) -> None:
+def fit_command(dataset: str | None, config_file: str | None, no_pretrained: bool, plugins: tuple[str, ...],
+                assignments: tuple[str, ...], out: str | None, resume: str | None, no_progress: bool,
+                **options: Any) -> None:
     """Train on DATASET (default: the embedded digits set) and print the test table of best.pt."""
-    from gcahng.config import DEFAULT_DATASET, apply_overrides, load_config, parse_assignments, preset_path
+    from gcahng.config import (DEFAULT_DATASET, apply_overrides, import_plugins, load_config, parse_assignments,
+                               preset_path)
     from gcahng.errors import ConfigError
     from gcahng.training.trainer import CONFIG_FILE, Trainer
 
@@ -53,7 +74,7 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
     overrides.update(parse_assignments(assignments))
     if resume is not None:
         given = sorted(set(overrides) - _RESUMABLE) + (["DATASET"] if dataset else []) + (
-            ["--config"] if config_file else []) + (["--out"] if out else [])
+            ["--config"] if config_file else []) + (["--out"] if out else []) + (["--plugin"] if plugins else [])
         if given:
             raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)} "
                               "(only --device and --workers may change)")
@@ -72,7 +93,10 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
                        f"config: defaults (no preset for {dataset} with {overrides.get('backbone', 'resnet50')})")
         if dataset is not None:
             overrides["dataset"] = dataset
+        import_plugins(plugins)  # first, so that the config may name their components
         cfg = load_config(config_file, overrides)
+        if plugins:
+            cfg = apply_overrides(cfg, {"plugins": [*cfg.plugins, *(p for p in plugins if p not in cfg.plugins)]})
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(out) if out else Path("runs") / f"{cfg.dataset}_{cfg.backbone}_{stamp}"
     Trainer(cfg, run_dir, resume=resume is not None, progress=not no_progress).fit()

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "data": "gcahng.cli.data:data",
     "fit": "gcahng.cli.fit:fit_command",
     "eval": "gcahng.cli.eval:eval_command",
+    "ablate": "gcahng.cli.ablate:ablate",
 }
 
 

@@ -137,30 +137,60 @@ def _with(base: TrainConfig, overrides: Mapping[str, Any], what: str) -> TrainCo
         raise ConfigError(f"{what}: {str(err).removeprefix('with the overrides: ')}") from None
 
 
-def build_plan(base: TrainConfig, axes: Mapping[str, list[Any]], seeds: Iterable[int]) -> AblationPlan:
-    """Validate every value and every cell against ``base`` and list the runs.
+def _attempt(base: TrainConfig, overrides: Mapping[str, Any], what: str) -> TrainConfig | ConfigError:
+    try:
+        return _with(base, overrides, what)
+    except ConfigError as err:
+        return err
 
-    The first key varies slowest. A value is checked alone first (the error names the
-    ``--grid`` key and value), then each combination (e.g. ``heads`` must divide
-    ``embedding_dim``). Values that coerce to the same config value are an error.
+
+def _check_duplicates(base: TrainConfig, axes: Mapping[str, list[Any]]) -> None:
+    for key, values in axes.items():
+        seen: list[Any] = []
+        for value in values:
+            alone = _attempt(base, {key: value}, "")
+            plain = value if isinstance(alone, ConfigError) else _plain(getattr(alone, key))
+            if plain in seen:
+                raise ConfigError(f"--grid {key}: the value {format_value(value)} is listed twice")
+            seen.append(plain)
+
+
+def _cell_configs(base: TrainConfig, axes: Mapping[str, list[Any]]) -> list[TrainConfig]:
+    """The config of every combination; the first invalid one raises. A value that fails in
+    every cell holding it gets the error of that value alone (``--grid key=value: ...``); other
+    failures name the cell (e.g. ``heads=3`` with ``embedding_dim=64``)."""
+    index_sets = list(itertools.product(*(range(len(v)) for v in axes.values())))
+    results = []
+    for indices in index_sets:
+        values = {key: axes[key][i] for key, i in zip(axes, indices)}
+        label = ", ".join(f"{k}={format_value(v)}" for k, v in values.items())
+        results.append(_attempt(base, values, f"--grid cell {label}"))
+    for indices, result in zip(index_sets, results):
+        if not isinstance(result, ConfigError):
+            continue
+        for position, (key, i) in enumerate(zip(axes, indices)):
+            always_fails = all(isinstance(r, ConfigError) for ix, r in zip(index_sets, results) if ix[position] == i)
+            if always_fails:
+                _with(base, {key: axes[key][i]}, f"--grid {key}={format_value(axes[key][i])}")  # raises if alone bad
+        raise result
+    return results  # type: ignore[return-value]  (no error left)
+
+
+def build_plan(base: TrainConfig, axes: Mapping[str, list[Any]], seeds: Iterable[int]) -> AblationPlan:
+    """Validate every cell against ``base`` and list the runs (the first key varies slowest).
+
+    Values are stored as the config coerces them (``alpha=4`` -> ``4.0``); two values that
+    coerce to the same config value are an error, as is any invalid cell (see
+    :func:`_cell_configs` for how the error is worded).
     """
     seeds = tuple(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"the seeds must be distinct and at least one, got {list(seeds)}")
-    coerced: dict[str, list[Any]] = {}
-    for key, values in axes.items():
-        coerced[key] = []
-        for value in values:
-            cfg = _with(base, {key: value}, f"--grid {key}={format_value(value)}")
-            plain = _plain(getattr(cfg, key))
-            if plain in coerced[key]:
-                raise ConfigError(f"--grid {key}: the value {format_value(value)} is listed twice")
-            coerced[key].append(plain)
+    _check_duplicates(base, axes)
     cells, runs = [], []
-    for combination in itertools.product(*coerced.values()):
-        values = dict(zip(coerced, combination))
+    for cell_cfg in _cell_configs(base, axes):
+        values = {key: _plain(getattr(cell_cfg, key)) for key in axes}
         cell = Cell(values, _slug(values))
-        cell_cfg = _with(base, values, f"--grid cell {cell.label}")
         cells.append(cell)
         runs += [Run(cell, seed, _with(cell_cfg, {"seed": seed}, f"cell {cell.label}, seed {seed}")) for seed in seeds]
     slugs = [c.slug for c in cells]
@@ -168,4 +198,4 @@ def build_plan(base: TrainConfig, axes: Mapping[str, list[Any]], seeds: Iterable
         cells = [Cell(c.values, f"{c.slug}-{i}") for i, c in enumerate(cells)]
         by_label = {c.label: c for c in cells}
         runs = [Run(by_label[r.cell.label], r.seed, r.config) for r in runs]
-    return AblationPlan(base, tuple(coerced), tuple(cells), seeds, tuple(runs))
+    return AblationPlan(base, tuple(axes), tuple(cells), seeds, tuple(runs))

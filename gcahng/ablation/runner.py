@@ -65,11 +65,13 @@ def read_test_metrics(run_dir: Path) -> dict:
 
 
 def run_ablation(plan: AblationPlan, out_dir: str | Path, *, command: str, progress: bool = True,
-                 log: Callable[[str], None] = print, trainer: TrainerFactory = Trainer) -> list[CellSummary]:
+                 log: Callable[[str], None] = print, trainer: TrainerFactory | None = None) -> list[CellSummary]:
     """Train (or skip, or resume) every run of ``plan`` under ``out_dir``, write the result
     files and return the per-cell summaries in grid order. ``command`` is quoted at the top
-    of ``results.md``; ``log`` receives progress lines and the trainer's own lines."""
+    of ``results.md``; ``log`` receives progress lines and the trainer's own lines;
+    ``trainer`` builds each run's trainer (default :class:`~gcahng.training.trainer.Trainer`)."""
     out_dir = Path(out_dir)
+    make_trainer = trainer if trainer is not None else Trainer
     states = [run_state(run, out_dir / run.folder) for run in plan.runs]  # all checked before any training
     done = sum(state == "finished" for state in states)
     log(f"ablation: {len(plan.cells)} cell(s) x {len(plan.seeds)} seed(s) = {len(plan.runs)} run(s) in {out_dir}"
@@ -84,7 +86,7 @@ def run_ablation(plan: AblationPlan, out_dir: str | Path, *, command: str, progr
         else:
             log(f"{head}: {'resuming the interrupted run' if state == 'interrupted' else 'training'} in {run_dir}")
             try:
-                metrics = trainer(run.config, run_dir, resume=state == "interrupted", progress=progress,
+                metrics = make_trainer(run.config, run_dir, resume=state == "interrupted", progress=progress,
                                   log=log).fit().to_dict()
             except GcahngError as err:
                 raise type(err)(f"ablation run {run_dir} ({run.cell.label}, seed {run.seed}): {err}") from err

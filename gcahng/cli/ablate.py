@@ -23,8 +23,9 @@ def _command_line(dataset: str | None, grids: tuple[str, ...], seeds: int, seed_
 @click.command("ablate")
 @click.argument("dataset", required=False)
 @click.option("--grid", "grids", multiple=True, metavar="KEY=V1,V2,...",
-              help="Values of one config key to try, e.g. --grid generator=none,hdml,gca. Repeatable: the cells are "
-                   "the Cartesian product (the first --grid varies slowest).")
+              help="Values of one config key to try, e.g. --grid generator=none,hdml,gca, or of several keys set "
+                   "together, e.g. --grid '[generator,node_to_node]=[hdml,none],[gca,mean]'. Repeatable: the cells "
+                   "are the Cartesian product of the --grid options (the first varies slowest).")
 @click.option("--seeds", type=click.IntRange(min=1), required=True, help="N: seeds per cell (0..N-1).")
 @click.option("--seed-offset", type=click.IntRange(min=0), default=0, show_default=True,
               help="Use the seeds OFFSET..OFFSET+N-1 instead.")
@@ -62,7 +63,7 @@ def ablate(dataset: str | None, grids: tuple[str, ...], seeds: int, seed_offset:
         overrides["dataset"] = dataset
     if "seed" in overrides:
         raise ConfigError("--set seed: the seeds come from --seeds and --seed-offset")
-    both = sorted(set(axes) & set(overrides))
+    both = sorted({key for axis in axes for key in axis.keys} & set(overrides))
     if both:
         raise ConfigError(f"{', '.join(both)} given both in --grid and as a fixed value (DATASET, --epochs or --set); "
                           "keep one")

@@ -111,8 +111,8 @@ def test_an_unregistered_value_names_the_key_and_lists_the_registered_layers(dig
     (["generator=gca,fancy"], "choose one of gca, hdml, none"),
     (["heads=2,3"], "--grid heads=3: config key 'heads' (3) must divide 'embedding_dim'"),
     (["alpha=1,1.0"], "--grid: the value alpha=1.0 is listed twice"),
-    (["[generator,node_to_node]=[gca,mean],[gca,foo]"], "--grid generator=gca, node_to_node=foo: config key "
-                                                         "'node_to_node': unknown name 'foo'"),
+    (["[generator,node_to_node]=[gca,mean],[gca,foo]"],
+     "--grid generator=gca, node_to_node=foo: config key 'node_to_node': unknown name 'foo'"),
 ])
 def test_bad_values_fail_when_the_plan_is_built(digits: TrainConfig, grid: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -141,5 +141,5 @@ def test_a_linked_axis_sets_its_keys_together(digits: TrainConfig) -> None:
     assert [tuple(c.values.values()) for c in plan.cells] == [
         ("hdml", "none", 4.0), ("hdml", "none", 5.0), ("gca", "attention", 4.0), ("gca", "attention", 5.0),
         ("gca", "mean", 4.0), ("gca", "mean", 5.0)]
-    assert all((r.config.generator, r.config.node_to_node) == (r.cell.values["generator"], r.cell.values["node_to_node"])
-               for r in plan.runs)
+    for run in plan.runs:
+        assert (run.config.generator, run.config.node_to_node) == tuple(run.cell.values[k] for k in plan.keys[:2])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -22,8 +23,8 @@ class FakeTrainer:
     ``calls`` records ``(run folder, resume)``; the run named in ``interrupt_at`` raises
     KeyboardInterrupt after writing its config (a run stopped mid-way)."""
 
-    calls: list[tuple[str, bool]] = []
-    interrupt_at: str | None = None
+    calls: ClassVar[list[tuple[str, bool]]] = []
+    interrupt_at: ClassVar[str | None] = None
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, *, resume: bool, progress: bool, log) -> None:
         self.cfg, self.run_dir, self.resume = cfg, Path(run_dir), resume
@@ -94,8 +95,8 @@ def test_a_folder_of_another_config_fails_before_any_training(fake: type[FakeTra
     (["--grid", "alpha=4", "--set", "alpha=5"], "alpha given both in --grid and as a fixed value"),
     (["--grid", "epochs=1,2", "--epochs", "3"], "epochs given both in --grid"),
     (["--set", "seed=3"], "--set seed: the seeds come from --seeds and --seed-offset"),
-    (["--grid", "generator=gca,mixup"], "--grid generator=mixup: config key 'generator': unknown name 'mixup'; "
-                                        "choose one of gca, hdml, none"),
+    (["--grid", "generator=gca,mixup"],
+     "--grid generator=mixup: config key 'generator': unknown name 'mixup'; choose one of gca, hdml, none"),
     (["--grid", "nodes=1"], "unknown config key 'nodes'; valid keys: dataset, data_root"),
 ])
 def test_bad_grids_fail_before_any_training(fake: type[FakeTrainer], tmp_path: Path, args: list[str],

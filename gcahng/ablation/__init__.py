@@ -7,7 +7,16 @@
 
 ``gcahng ablate`` is the command-line front end (:mod:`gcahng.cli.ablate`).
 """
-from gcahng.ablation.grid import AblationPlan, Axis, Cell, Run, build_plan, format_value, parse_grid, split_values
+from gcahng.ablation.grid import (
+    AblationPlan,
+    Axis,
+    Cell,
+    Run,
+    build_plan,
+    format_value,
+    parse_grid,
+    split_values,
+)
 from gcahng.ablation.plot import plot_results, save_results_plot
 from gcahng.ablation.results import (
     BEST_METRIC,
@@ -20,11 +29,37 @@ from gcahng.ablation.results import (
     results_dict,
     results_markdown,
 )
-from gcahng.ablation.runner import RESULT_FILES, read_test_metrics, run_ablation, run_state, write_results
+from gcahng.ablation.runner import (
+    RESULT_FILES,
+    read_test_metrics,
+    run_ablation,
+    run_state,
+    write_results,
+)
 
 __all__ = [
-    "AblationPlan", "Axis", "BEST_METRIC", "Cell", "CellSummary", "METRICS", "RESULT_FILES", "Run", "SeedResult",
-    "best_cells", "build_plan", "format_value", "markdown_table", "parse_grid", "plot_results",
-    "read_test_metrics", "results_csv", "results_dict", "results_markdown", "run_ablation", "run_state",
-    "save_results_plot", "split_values", "write_results",
+    "BEST_METRIC",
+    "METRICS",
+    "RESULT_FILES",
+    "AblationPlan",
+    "Axis",
+    "Cell",
+    "CellSummary",
+    "Run",
+    "SeedResult",
+    "best_cells",
+    "build_plan",
+    "format_value",
+    "markdown_table",
+    "parse_grid",
+    "plot_results",
+    "read_test_metrics",
+    "results_csv",
+    "results_dict",
+    "results_markdown",
+    "run_ablation",
+    "run_state",
+    "save_results_plot",
+    "split_values",
+    "write_results",
 ]

@@ -1,8 +1,8 @@
 """The bar chart of an ablation: per cell, one bar per metric (mean, %) with the spread over seeds."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg

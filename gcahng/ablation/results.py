@@ -12,8 +12,9 @@ import csv
 import io
 import json
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from gcahng.ablation.grid import Cell, format_value
 

@@ -15,12 +15,19 @@ the same output folder: the cells already finished are reused.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from gcahng.ablation.grid import AblationPlan, Run
 from gcahng.ablation.plot import save_results_plot
-from gcahng.ablation.results import CellSummary, SeedResult, results_csv, results_json, results_markdown
+from gcahng.ablation.results import (
+    CellSummary,
+    SeedResult,
+    results_csv,
+    results_json,
+    results_markdown,
+)
 from gcahng.config import load_config
 from gcahng.errors import ConfigError, DataError, GcahngError
 from gcahng.evaluation import RetrievalMetrics
@@ -99,7 +106,7 @@ def run_ablation(plan: AblationPlan, out_dir: str | Path, *, command: str, progr
 
 def write_results(summaries: list[CellSummary], plan: AblationPlan, out_dir: Path, *, command: str) -> None:
     """``results.md``, ``results.csv``, ``results.json`` and ``results.png`` in ``out_dir``."""
-    dataset = plan.base.dataset
+    dataset = ", ".join(sorted({run.config.dataset for run in plan.runs}))  # several when the grid varies it
     (out_dir / "results.md").write_text(results_markdown(summaries, plan.keys, command=command, dataset=dataset))
     (out_dir / "results.csv").write_text(results_csv(summaries, plan.keys))
     (out_dir / "results.json").write_text(results_json(summaries, plan.keys, command=command, dataset=dataset))

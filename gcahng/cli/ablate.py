@@ -51,7 +51,14 @@ def ablate(dataset: str | None, grids: tuple[str, ...], seeds: int, seed_offset:
     runs and resumes the interrupted one. Every cell's config is checked before training starts.
     """
     from gcahng.ablation import build_plan, parse_grid, run_ablation
-    from gcahng.config import DEFAULT_DATASET, apply_overrides, import_plugins, load_config, parse_assignments, preset_path
+    from gcahng.config import (
+        DEFAULT_DATASET,
+        apply_overrides,
+        import_plugins,
+        load_config,
+        parse_assignments,
+        preset_path,
+    )
     from gcahng.errors import ConfigError
 
     import_plugins(plugins)  # first, so that the grid and config may name their components

@@ -43,10 +43,12 @@ _RESUMABLE = {"device", "workers"}
               help="Choose best.pt on a held-out validation split, on the test split, or keep the last epoch.")
 @click.option("--generator", type=click.Choice(GENERATORS),
               help="gca: the method; hdml: interpolation with lam = 1, no graph network; none: the metric loss alone.")
-@click.option("--metric-loss", metavar="NAME", help="npair, proxy_anchor, multi_similarity, triplet or a plugin's loss.")
-@click.option("--node-to-node", metavar="NAME", help="Node-to-node layer of GCL: attention, gat, mean, none, or a plugin's.")
-@click.option("--edge-to-node", metavar="NAME", help="Edge-to-node layer of GCL: sum, mean, none, or a plugin's.")
-@click.option("--node-to-edge", metavar="NAME", help="Node-to-edge layer of GCL: attention, mlp, none, or a plugin's.")
+@click.option("--metric-loss", metavar="NAME",
+              help="Metric loss, e.g. npair, proxy_anchor, multi_similarity, triplet (an unknown name lists them all).")
+@click.option("--node-to-node", metavar="NAME",
+              help="Node-to-node layer of GCL, e.g. attention, gat, mean, none (a plugin may add more).")
+@click.option("--edge-to-node", metavar="NAME", help="Edge-to-node layer of GCL, e.g. sum, mean, none.")
+@click.option("--node-to-edge", metavar="NAME", help="Node-to-edge layer of GCL, e.g. attention, mlp, none.")
 @click.option("--gcl-iterations", type=click.IntRange(min=1), help="K: GCL iterations.")
 @click.option("--heads", type=click.IntRange(min=1), help="H: attention heads (must divide --embedding-dim).")
 @click.option("--random-weighting", type=click.Choice(RANDOM_WEIGHTINGS),
@@ -63,8 +65,14 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
                 assignments: tuple[str, ...], out: str | None, resume: str | None, no_progress: bool,
                 **options: Any) -> None:
     """Train on DATASET (default: the embedded digits set) and print the test table of best.pt."""
-    from gcahng.config import (DEFAULT_DATASET, apply_overrides, import_plugins, load_config, parse_assignments,
-                               preset_path)
+    from gcahng.config import (
+        DEFAULT_DATASET,
+        apply_overrides,
+        import_plugins,
+        load_config,
+        parse_assignments,
+        preset_path,
+    )
     from gcahng.errors import ConfigError
     from gcahng.training.trainer import CONFIG_FILE, Trainer
 

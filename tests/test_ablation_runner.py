@@ -127,3 +127,18 @@ def test_real_training_of_two_tiny_cells_end_to_end(tmp_path: Path) -> None:
         assert cell["map@r"]["std"] is None and 0 < cell["map@r"]["mean"] <= cell["recall@1"]["mean"] <= 1
         row = f"| {cell['values']['generator']} | {100 * cell['recall@1']['mean']:.1f} ± – | "
         assert row in text.replace("**", "")
+
+
+def test_dry_run_lists_what_would_happen_and_trains_nothing(fake: type[FakeTrainer], tmp_path: Path) -> None:
+    out = tmp_path / "abl"
+    fake.interrupt_at = "alpha=4.0/seed1"
+    _ablate(["--grid", "alpha=4,5", "--seeds", "2", "--out", str(out)])
+    fake.calls = []
+    code, output = _ablate(["--grid", "alpha=4,5", "--seeds", "2", "--out", str(out), "--dry-run"])
+    assert code == 0, output
+    assert fake.calls == [] and not (out / "results.md").exists()
+    lines = output.splitlines()[-5:]
+    assert lines[0] == "2 cell(s) x 2 seed(s); nothing is trained (--dry-run):"
+    assert [line.split(": ", 1)[1].split(" (")[0] for line in lines[1:]] == [
+        "finished: will be skipped", "will resume", "will train", "will train"]
+    assert lines[2].startswith("[2/4] alpha=4.0, seed 1: will resume (") and lines[2].endswith("alpha=4.0/seed1)")

@@ -31,6 +31,7 @@ from gcahng.ablation.results import (
 )
 from gcahng.ablation.runner import (
     RESULT_FILES,
+    describe_runs,
     read_test_metrics,
     run_ablation,
     run_state,
@@ -49,6 +50,7 @@ __all__ = [
     "SeedResult",
     "best_cells",
     "build_plan",
+    "describe_runs",
     "format_value",
     "markdown_table",
     "parse_grid",

@@ -71,6 +71,16 @@ def read_test_metrics(run_dir: Path) -> dict:
     return metrics
 
 
+def describe_runs(plan: AblationPlan, out_dir: str | Path) -> list[str]:
+    """One line per run: its cell, seed, folder and whether it will train, resume or be skipped
+    (the folders are checked as :func:`run_ablation` checks them)."""
+    out_dir = Path(out_dir)
+    action = {"new": "will train", "interrupted": "will resume", "finished": "finished: will be skipped"}
+    return [f"[{index}/{len(plan.runs)}] {run.cell.label}, seed {run.seed}: "
+            f"{action[run_state(run, out_dir / run.folder)]} ({out_dir / run.folder})"
+            for index, run in enumerate(plan.runs, start=1)]
+
+
 def run_ablation(plan: AblationPlan, out_dir: str | Path, *, command: str, progress: bool = True,
                  log: Callable[[str], None] = print, trainer: TrainerFactory | None = None) -> list[CellSummary]:
     """Train (or skip, or resume) every run of ``plan`` under ``out_dir``, write the result
@@ -94,7 +104,7 @@ def run_ablation(plan: AblationPlan, out_dir: str | Path, *, command: str, progr
             log(f"{head}: {'resuming the interrupted run' if state == 'interrupted' else 'training'} in {run_dir}")
             try:
                 metrics = make_trainer(run.config, run_dir, resume=state == "interrupted", progress=progress,
-                                  log=log).fit().to_dict()
+                                       log=log).fit().to_dict()
             except GcahngError as err:
                 raise type(err)(f"ablation run {run_dir} ({run.cell.label}, seed {run.seed}): {err}") from err
         results[run.cell.slug].append(SeedResult(run.seed, run.folder, metrics))

@@ -40,17 +40,18 @@ def _command_line(dataset: str | None, grids: tuple[str, ...], seeds: int, seed_
               help="Output folder: runs/<cell>/seed<k>/ and results.md|csv|json|png. Re-run to continue.")
 @click.option("--report-md", type=click.Path(dir_okay=False),
               help="Also copy results.md to this file (e.g. docs/ablation_digits.md).")
+@click.option("--dry-run", is_flag=True, help="List the runs (to train, resume or skip) and train nothing.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (summary lines only).")
 def ablate(dataset: str | None, grids: tuple[str, ...], seeds: int, seed_offset: int, epochs: int | None,
            config_file: str | None, assignments: tuple[str, ...], plugins: tuple[str, ...], out: str,
-           report_md: str | None, no_progress: bool) -> None:
+           report_md: str | None, dry_run: bool, no_progress: bool) -> None:
     """Train every cell of the --grid on DATASET (default: digits) with --seeds seeds each and
     write a table of Recall@1 and MAP@R (mean ± sample std over seeds, best MAP@R in bold).
 
     Runs are sequential; re-running the same command after an interruption skips the finished
     runs and resumes the interrupted one. Every cell's config is checked before training starts.
     """
-    from gcahng.ablation import build_plan, parse_grid, run_ablation
+    from gcahng.ablation import build_plan, describe_runs, parse_grid, run_ablation
     from gcahng.config import (
         DEFAULT_DATASET,
         apply_overrides,
@@ -85,6 +86,10 @@ def ablate(dataset: str | None, grids: tuple[str, ...], seeds: int, seed_offset:
     plan = build_plan(base, axes, range(seed_offset, seed_offset + seeds))
     command = _command_line(dataset, grids, seeds, seed_offset, epochs, config_file, assignments, plugins, out,
                             report_md)
+    if dry_run:
+        click.echo(f"{len(plan.cells)} cell(s) x {len(plan.seeds)} seed(s); nothing is trained (--dry-run):")
+        click.echo("\n".join(describe_runs(plan, out)))
+        return
     try:
         run_ablation(plan, out, command=command, progress=not no_progress, log=click.echo)
     except KeyboardInterrupt:

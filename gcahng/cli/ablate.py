@@ -84,12 +84,12 @@ def ablate(dataset: str | None, grids: tuple[str, ...], seeds: int, seed_offset:
     if plugins:
         base = apply_overrides(base, {"plugins": [*base.plugins, *(p for p in plugins if p not in base.plugins)]})
     plan = build_plan(base, axes, range(seed_offset, seed_offset + seeds))
-    command = _command_line(dataset, grids, seeds, seed_offset, epochs, config_file, assignments, plugins, out,
-                            report_md)
     if dry_run:
         click.echo(f"{len(plan.cells)} cell(s) x {len(plan.seeds)} seed(s); nothing is trained (--dry-run):")
         click.echo("\n".join(describe_runs(plan, out)))
         return
+    command = _command_line(dataset, grids, seeds, seed_offset, epochs, config_file, assignments, plugins, out,
+                            report_md)
     try:
         run_ablation(plan, out, command=command, progress=not no_progress, log=click.echo)
     except KeyboardInterrupt:

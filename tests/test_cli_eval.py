@@ -18,8 +18,8 @@ from gcahng.evaluation import evaluate_leave_one_out
 from gcahng.models import create_embedding_model, load_reference_embedding_state_dict
 from gcahng.retrieval.preprocess import TestTransform
 from gcahng.training.trainer import Trainer
+from release_keys import release_state_dict
 
-KEYS = Path(__file__).parent / "assets" / "official_checkpoint_keys"
 
 
 def _eval(args: list[str]) -> tuple[int, str]:
@@ -51,19 +51,6 @@ def _folder(root: Path) -> Path:
     return root
 
 
-def _release_state_dict(file: str) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
-    out = {}
-    for line in (KEYS / file).read_text().splitlines()[1:]:
-        name, shape, dtype = line.split("\t")
-        size = tuple(int(s) for s in shape.strip("()").split(",") if s.strip())
-        if dtype == "torch.int64":
-            out[name] = torch.randint(0, 1000, size, generator=gen)
-        elif name.endswith("running_var"):
-            out[name] = torch.rand(size, generator=gen) + 0.5
-        else:
-            out[name] = torch.randn(size, generator=gen) * 0.05
-    return out
 
 
 def _direct_metrics(state_dict: dict[str, torch.Tensor], root: Path) -> dict:
@@ -80,7 +67,7 @@ def _direct_metrics(state_dict: dict[str, torch.Tensor], root: Path) -> dict:
 
 @pytest.mark.parametrize("layout", ["full", "metric_model"])
 def test_released_checkpoints_map_onto_our_network_and_evaluate(tmp_path: Path, layout: str) -> None:
-    full = _release_state_dict("resnet50_K2.tsv")
+    full = release_state_dict("resnet50_K2.tsv")
     if layout == "full":
         saved: dict = full
     else:  # metric model only, without the prefix, DataParallel-wrapped and nested
@@ -98,7 +85,7 @@ def test_released_checkpoints_map_onto_our_network_and_evaluate(tmp_path: Path, 
 
 
 def test_eval_errors_are_clear(tmp_path: Path) -> None:
-    torch.save(_release_state_dict("resnet50_K1.tsv"), tmp_path / "release.pth")
+    torch.save(release_state_dict("resnet50_K1.tsv"), tmp_path / "release.pth")
     code, output = _eval([str(tmp_path / "release.pth")])
     assert code != 0 and "give DATASET" in output
     (tmp_path / "junk.pt").write_bytes(b"junk")

@@ -1,33 +1,16 @@
 """Loading the generator part of the authors' released checkpoints."""
-from pathlib import Path
-
 import pytest
 import torch
 
 from gcahng.errors import CheckpointError
 from gcahng.generator import HardNegativeGenerator
-
-KEYS = Path(__file__).parent / "assets" / "official_checkpoint_keys"
-
-
-def reference_state_dict(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random values with the names, shapes and dtypes the release lists."""
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for line in (KEYS / name).read_text().splitlines()[1:]:
-        key, shape, dtype = line.split("\t")
-        shape = tuple(int(s) for s in shape.strip("()").split(",") if s.strip())
-        if dtype == "torch.int64":
-            out[key] = torch.randint(0, 100, shape, generator=g)
-        else:
-            out[key] = torch.rand(shape, generator=g)
-    return out
+from release_keys import release_state_dict
 
 
 @pytest.mark.parametrize("name, iterations, heads", [("resnet50_K2.tsv", 2, 4), ("resnet50_K1.tsv", 1, 2), ("googlenet_K2.tsv", 2, 4)])
 @pytest.mark.parametrize("prefix", ["", "module."])
 def test_round_trip_of_listed_names_and_shapes(name, iterations, heads, prefix):
-    sd = {prefix + k: v for k, v in reference_state_dict(name).items()}
+    sd = {prefix + k: v for k, v in release_state_dict(name).items()}
     gen = HardNegativeGenerator(512, 100, iterations=iterations, heads=heads)
     gen.load_reference_state_dict(sd)
     own = gen.state_dict()
@@ -49,26 +32,26 @@ def test_round_trip_of_listed_names_and_shapes(name, iterations, heads, prefix):
 
 
 def test_missing_key_is_named():
-    sd = reference_state_dict("resnet50_K2.tsv")
+    sd = release_state_dict("resnet50_K2.tsv")
     del sd["gnn.gnn.1.edge_model.att.k_linear.bias"]
     with pytest.raises(CheckpointError, match=r"gcl\.layers\.1\.edge_update\.node_to_edge\.lin_k\.bias"):
         HardNegativeGenerator(512, 100).load_reference_state_dict(sd)
 
 
 def test_unexpected_key_is_named():
-    sd = reference_state_dict("resnet50_K2.tsv")
+    sd = release_state_dict("resnet50_K2.tsv")
     sd["gnn.gnn.0.node_model.layers.0.att.extra.weight"] = torch.zeros(3)
     with pytest.raises(CheckpointError, match=r"gnn\.gnn\.0\.node_model\.layers\.0\.att\.extra\.weight"):
         HardNegativeGenerator(512, 100).load_reference_state_dict(sd)
 
 
 def test_extra_iteration_in_checkpoint_is_unexpected():
-    sd = reference_state_dict("resnet50_K2.tsv")
+    sd = release_state_dict("resnet50_K2.tsv")
     with pytest.raises(CheckpointError, match=r"gnn\.gnn\.1\."):
         HardNegativeGenerator(512, 100, iterations=1).load_reference_state_dict(sd)
 
 
 def test_shape_mismatch_is_named():
-    sd = reference_state_dict("resnet50_K2.tsv")
+    sd = release_state_dict("resnet50_K2.tsv")
     with pytest.raises(CheckpointError, match=r"shape mismatch for 'softmax_classifier\.weight'.*\(100, 512\).*\(98, 512\)"):
         HardNegativeGenerator(512, 98).load_reference_state_dict(sd)

@@ -5,7 +5,6 @@ copied from the specification) with random values of the listed shapes and dtype
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,24 +16,11 @@ from gcahng.models import (
     load_reference_embedding_state_dict,
     reference_model_spec,
 )
+from release_keys import release_state_dict
 
-KEYS = Path(__file__).parent / "assets" / "official_checkpoint_keys"
 CASES = [("resnet50_K2.tsv", "resnet50"), ("resnet50_K1.tsv", "resnet50"), ("googlenet_K2.tsv", "googlenet")]
 
 
-def _release_state_dict(file: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    out = {}
-    for line in (KEYS / file).read_text().splitlines()[1:]:
-        name, shape, dtype = line.split("\t")
-        size = tuple(int(s) for s in shape.strip("()").split(",") if s.strip())
-        if dtype == "torch.int64":
-            out[name] = torch.randint(0, 1000, size, generator=gen)
-        elif name.endswith("running_var"):
-            out[name] = torch.rand(size, generator=gen) + 0.5
-        else:
-            out[name] = torch.randn(size, generator=gen) * 0.05
-    return out
 
 
 def _metric_model(full: dict[str, torch.Tensor], *, prefix: str = "feature_extractor.") -> dict[str, torch.Tensor]:
@@ -43,7 +29,7 @@ def _metric_model(full: dict[str, torch.Tensor], *, prefix: str = "feature_extra
 
 @pytest.mark.parametrize(("file", "backbone"), CASES)
 def test_release_maps_by_prefix_rename_and_evaluates(file: str, backbone: str) -> None:
-    full = _release_state_dict(file)
+    full = release_state_dict(file)
     model = create_embedding_model(backbone, 512, pretrained=False)
     load_reference_embedding_state_dict(model, full)
     ours = model.state_dict()
@@ -76,7 +62,7 @@ def test_release_maps_by_prefix_rename_and_evaluates(file: str, backbone: str) -
     ids=["metric-model", "metric-model-no-prefix", "dataparallel-full", "dataparallel-metric-no-prefix"],
 )
 def test_release_variants_load_the_same_weights(variant) -> None:
-    full = _release_state_dict("googlenet_K2.tsv", seed=3)
+    full = release_state_dict("googlenet_K2.tsv", seed=3)
     model = create_embedding_model("googlenet", 512, pretrained=False)
     load_reference_embedding_state_dict(model, variant(full))
     for key, value in model.state_dict().items():
@@ -84,7 +70,7 @@ def test_release_variants_load_the_same_weights(variant) -> None:
 
 
 def test_release_mismatches_name_the_key() -> None:
-    full = _release_state_dict("resnet50_K2.tsv")
+    full = release_state_dict("resnet50_K2.tsv")
     model = create_embedding_model("resnet50", 512, pretrained=False)
     missing = {k: v for k, v in full.items() if k != "feature_extractor.backbone.model.layer3.2.bn2.running_mean"}
     with pytest.raises(CheckpointError, match=r"1 missing: backbone\.model\.layer3\.2\.bn2\.running_mean"):
@@ -100,7 +86,7 @@ def test_release_mismatches_name_the_key() -> None:
 
 @pytest.mark.parametrize(("file", "backbone"), CASES)
 def test_reference_spec_is_recognised_and_rebuilds_the_model(file: str, backbone: str) -> None:
-    full = _release_state_dict(file, seed=5)
+    full = release_state_dict(file, seed=5)
     spec = reference_model_spec(full)
     assert (spec.backbone, spec.embedding_dim, spec.image_size, spec.resize_size) == (backbone, 512, 224, 256)
     assert reference_model_spec(_metric_model(full, prefix="")) == spec
@@ -111,7 +97,7 @@ def test_reference_spec_is_recognised_and_rebuilds_the_model(file: str, backbone
 
 
 def test_wrapped_release_files_are_unwrapped() -> None:
-    full = _release_state_dict("resnet50_K1.tsv", seed=7)
+    full = release_state_dict("resnet50_K1.tsv", seed=7)
     assert reference_model_spec({"state_dict": full}).backbone == "resnet50"
     model = create_embedding_model("resnet50", 512, pretrained=False)
     load_reference_embedding_state_dict(model, {"state_dict": full})

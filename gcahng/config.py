@@ -30,6 +30,7 @@ DEFAULT_BACKBONE = "resnet50"
 
 Selection = Literal["val", "test", "last"]
 SelectionMetric = Literal["recall@1", "map@r"]
+ClassAugmentation = Literal["none", "rot90", "dihedral"]  # gcahng.data.orientations
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class TrainConfig:
     resize_size: int | None = None  # test-time resize of the shorter side; None: image_size * 256/224
     crop_scale: tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop scale range
     hflip: bool = True
+    class_augmentation: ClassAugmentation = "none"  # training classes x 4 rotations / x 8 with mirrors
     classes_per_batch: int = 27  # C
     per_class: int = 3  # m
     workers: int | None = None  # data-loading processes; None: 0 on the CPU, min(8, cores) otherwise

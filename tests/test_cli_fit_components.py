@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ from core_helpers import chunk_major_labels
 from gcahng.cacai import RANDOM_WEIGHTINGS
 from gcahng.cli import fit as fit_module
 from gcahng.cli.main import cli
-from gcahng.config import load_config, preset_path
+from gcahng.config import ClassAugmentation, load_config, preset_path
+from gcahng.data import ORIENTATION_COUNTS
 from gcahng.graph import EDGE_TO_NODE, NODE_TO_NODE
 from gcahng.losses import METRIC_LOSSES
 from gcahng.training import GENERATOR_MODES
@@ -34,6 +36,7 @@ def _fit(args: list[str]) -> tuple[int, str]:
 def test_fixed_choices_match_the_library() -> None:
     assert fit_module.GENERATORS == GENERATOR_MODES
     assert fit_module.RANDOM_WEIGHTINGS == RANDOM_WEIGHTINGS
+    assert fit_module.CLASS_AUGMENTATIONS == typing.get_args(ClassAugmentation) == tuple(ORIENTATION_COUNTS)
 
 
 def test_component_options_reach_the_run_config_and_train(tmp_path: Path) -> None:

@@ -14,11 +14,13 @@ _FIELD_OPTIONS = {
     "device": "device", "seed": "seed", "workers": "workers", "selection": "selection", "amp": "amp",
     "node_to_node": "node_to_node", "edge_to_node": "edge_to_node", "node_to_edge": "node_to_edge",
     "gcl_iterations": "gcl_iterations", "heads": "heads", "random_weighting": "random_weighting",
-    "generator": "generator", "metric_loss": "metric_loss",
+    "generator": "generator", "metric_loss": "metric_loss", "class_augmentation": "class_augmentation",
 }
-# fixed by the method (gcahng.training.GENERATOR_MODES, gcahng.cacai.RANDOM_WEIGHTINGS; a test keeps them equal)
+# fixed by the method (gcahng.training.GENERATOR_MODES, gcahng.cacai.RANDOM_WEIGHTINGS,
+# gcahng.data.ORIENTATION_COUNTS; a test keeps them equal)
 GENERATORS = ("gca", "hdml", "none")
 RANDOM_WEIGHTINGS = ("shared", "per-pair")
+CLASS_AUGMENTATIONS = ("none", "rot90", "dihedral")
 _RESUMABLE = {"device", "workers"}
 
 
@@ -39,6 +41,9 @@ _RESUMABLE = {"device", "workers"}
 @click.option("--amp", is_flag=True, default=None, help="bfloat16 autocast (CUDA only).")
 @click.option("--workers", type=click.IntRange(min=0), help="Data-loading processes (default: 0 on CPU, else up to 8).")
 @click.option("--seed", type=int)
+@click.option("--class-augmentation", type=click.Choice(CLASS_AUGMENTATIONS),
+              help="Count each training class seen in 4 rotations (rot90) or also mirrored (dihedral) as new "
+                   "classes; for few classes of orientation-free shapes, like digits.")
 @click.option("--selection", type=click.Choice(["val", "test", "last"]),
               help="Choose best.pt on a held-out validation split, on the test split, or keep the last epoch.")
 @click.option("--generator", type=click.Choice(GENERATORS),

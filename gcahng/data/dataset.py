@@ -93,17 +93,19 @@ class ImageDataset(Dataset):
             return Image.fromarray(self._images[index], "RGB")
         return load_rgb(self.paths[index])
 
+    def read(self, index: int) -> tuple[Image.Image, ImageFailure | None]:
+        """The RGB image at ``index`` before the transform, or, when it cannot be read, another
+        image of the same class together with the failure."""
+        try:
+            return self.load_image(index), None
+        except DataError as err:
+            return self._substitute(index, int(self.labels[index])), self._record_failure(index, err)
+
     def __getitem__(self, index: int) -> Sample:
         index = int(index)
-        label = int(self.labels[index])
-        failure = None
-        try:
-            image = self.load_image(index)
-        except DataError as err:
-            failure = self._record_failure(index, err)
-            image = self._substitute(index, label)
+        image, failure = self.read(index)
         tensor = self.transform(image) if self.transform is not None else TF.to_tensor(image)
-        return Sample(tensor, label, index, failure)
+        return Sample(tensor, int(self.labels[index]), index, failure)
 
     def _record_failure(self, index: int, err: DataError) -> ImageFailure:
         if index not in self._unreadable:

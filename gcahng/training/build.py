@@ -12,7 +12,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from gcahng.config import TrainConfig
-from gcahng.data import ClassBalancedBatchSampler, ImageDataset, build_transforms, collate_batch, read_splits
+from gcahng.data import (
+    ClassBalancedBatchSampler, ImageDataset, OrientedClasses, build_transforms, collate_batch, read_splits,
+)
 from gcahng.data.registry import DATASETS
 from gcahng.errors import ConfigError
 from gcahng.generator import HardNegativeGenerator
@@ -53,27 +55,28 @@ def seed_everything(seed: int, *keys: int) -> None:
     torch.manual_seed(int(np.random.SeedSequence([seed, *keys]).generate_state(1, np.uint64)[0] >> 1))
 
 
-def load_datasets(cfg: TrainConfig) -> dict[str, ImageDataset]:
-    """``train`` (with the training transform), the evaluation splits of the dataset's
-    protocol and, for ``selection: val``, the held-out ``val`` split (test transform)."""
+def load_datasets(cfg: TrainConfig) -> dict[str, ImageDataset | OrientedClasses]:
+    """``train`` (with the training transform and ``class_augmentation``: an
+    :class:`~gcahng.data.OrientedClasses`), the evaluation splits of the dataset's protocol
+    and, for ``selection: val``, the held-out ``val`` split (test transform)."""
     val = {"val_fraction": cfg.val_fraction, "val_count": cfg.val_count} if cfg.selection == "val" else {}
     splits = read_splits(cfg.dataset, cfg.data_root, val_seed=cfg.seed, **val)
     train_transform = build_transforms(True, cfg.image_size, cfg.resize_size, crop_scale=cfg.crop_scale, hflip=cfg.hflip)
     wanted = ["train", *DATASETS.get(cfg.dataset).eval_splits] + (["val"] if cfg.selection == "val" else [])
-    return {
-        split: ImageDataset(splits[split], name=cfg.dataset, split=split,
-                            transform=train_transform if split == "train" else None)
-        for split in wanted
-    }
+    datasets = {split: ImageDataset(splits[split], name=cfg.dataset, split=split) for split in wanted}
+    datasets["train"] = OrientedClasses(datasets["train"], cfg.class_augmentation, transform=train_transform)
+    return datasets
 
 
-def train_loader(cfg: TrainConfig, dataset: ImageDataset, device: torch.device) -> DataLoader:
+def train_loader(cfg: TrainConfig, dataset: OrientedClasses, device: torch.device) -> DataLoader:
     """C x m batches (``floor(N / (C*m))`` per epoch); call ``loader.batch_sampler.set_epoch``
     and seed ``loader.generator`` before each epoch."""
     if cfg.classes_per_batch > dataset.num_classes:
+        oriented = f", {dataset.base.num_classes} x {dataset.orientations} orientations" if dataset.orientations > 1 else ""
         raise ConfigError(
             f"classes_per_batch={cfg.classes_per_batch} but the training split of {cfg.dataset} has only "
-            f"{dataset.num_classes} classes (after holding out validation classes); lower --classes-per-batch"
+            f"{dataset.num_classes} classes ({'after holding out validation classes' + oriented}); "
+            "lower --classes-per-batch"
         )
     sampler = ClassBalancedBatchSampler(dataset.labels, cfg.classes_per_batch, cfg.per_class, seed=cfg.seed)
     return DataLoader(

@@ -104,18 +104,21 @@ class Trainer:
         self.log(f"run folder: {self.run_dir}")
         self.log(f"device: {self.device}{' (bfloat16 autocast)' if cfg.amp else ''}; "
                  f"data-loading workers: {loader_workers(cfg, self.device)}")
+        if train.orientations > 1:
+            self.log(f"class augmentation {cfg.class_augmentation}: each of the {train.base.num_classes} training "
+                     f"classes in {train.orientations} orientations counts as a class of its own")
         self.log(f"train: {cfg.dataset}, {len(train)} images of {train.num_classes} classes; "
                  f"batches of {cfg.classes_per_batch} classes x {cfg.per_class} images; {cfg.epochs} epochs")
         if cfg.selection == "val":
             val = datasets["val"]
             self.log(f"model selection: best {cfg.selection_metric} on a held-out validation split "
-                     f"({val.num_classes} training classes, {len(val)} images), evaluated every {cfg.eval_every} epochs")
+                     f"({val.num_classes} training classes, {len(val)} images), evaluated {_every(cfg.eval_every)}")
         elif cfg.selection == "test":
             self.log(f"model selection: best {cfg.selection_metric} on the TEST split, as the reference release "
                      "does (reproduction only: the test set chooses the checkpoint)")
         else:
-            self.log(f"model selection: none, best.pt is the last epoch; the test split is evaluated every "
-                     f"{cfg.eval_every} epochs for the curves only")
+            self.log(f"model selection: none, best.pt is the last epoch; the test split is evaluated "
+                     f"{_every(cfg.eval_every)} for the curves only")
 
     def _restore(self, parts: TrainingParts) -> dict[str, Any]:
         """Load ``last.pt`` into ``parts``; returns its ``best`` and ``epoch``."""
@@ -298,3 +301,7 @@ class Trainer:
         chosen = {"val": "best on validation", "test": "best on test", "last": "last epoch"}[self.cfg.selection]
         self.log(f"test metrics of {self.run_dir / BEST} (epoch {best['epoch']}, {chosen}):\n{metrics}")
         return metrics
+
+
+def _every(epochs: int) -> str:
+    return "every epoch" if epochs == 1 else f"every {epochs} epochs"

@@ -90,8 +90,21 @@ def test_dino_is_timm_cls_token_with_orthogonal_head_and_resamples_position_embe
     torch.testing.assert_close(model.backbone.model.blocks[0].attn.qkv.weight, full["blocks.0.attn.qkv.weight"])
 
 
-def test_tiny_cnn_is_small_and_pools_any_size() -> None:
-    backbone = BACKBONES.get("tiny_cnn")(32)
-    assert sum(p.numel() for p in backbone.parameters()) < 300_000
-    for size in (32, 48):
-        assert backbone(torch.randn(2, 3, size, size)).shape == (2, 128)
+def test_tiny_cnn_is_small_and_keeps_a_4x4_grid_at_any_size() -> None:
+    backbone = BACKBONES.get("tiny_cnn")(32).eval()
+    assert sum(p.numel() for p in backbone.parameters()) < 100_000
+    for size in (8, 32, 48):
+        assert backbone(torch.randn(2, 3, size, size)).shape == (2, 1024)
+    # where a stroke lies matters: the same blob in two corners gives different features
+    left, right = torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 32)
+    left[:, :, 4:10, 4:10], right[:, :, 22:28, 22:28] = 1.0, 1.0
+    with torch.no_grad():
+        assert not torch.allclose(backbone(left), backbone(right), atol=1e-3)
+
+
+def test_orthogonal_head_uses_the_backbones_gain() -> None:
+    model = create_embedding_model("tiny_cnn", 256, pretrained=False, image_size=32)
+    weight = model.fc[1].weight.detach()  # (256, 1024): orthogonal rows scaled by the gain
+    gain = BACKBONES.get("tiny_cnn").head_gain
+    torch.testing.assert_close(weight @ weight.T, gain**2 * torch.eye(256), atol=1e-5, rtol=0)
+    assert torch.count_nonzero(model.fc[1].bias) == 0

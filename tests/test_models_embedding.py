@@ -22,7 +22,7 @@ def test_registry_lists_the_backbones_of_the_method() -> None:
         create_embedding_model("resnet51", 8, pretrained=False)
 
 
-@pytest.mark.parametrize(("name", "features"), [("resnet50", 2048), ("googlenet", 1024), ("resnet18", 512), ("tiny_cnn", 128)])
+@pytest.mark.parametrize(("name", "features"), [("resnet50", 2048), ("googlenet", 1024), ("resnet18", 512), ("tiny_cnn", 1024)])
 def test_cnn_models_embed_without_normalising(name: str, features: int) -> None:
     model = create_embedding_model(name, 24, pretrained=False, image_size=32).eval()
     assert isinstance(model.fc[0], nn.BatchNorm1d) and model.fc[0].affine and model.fc[0].num_features == features
@@ -45,7 +45,7 @@ def test_parameter_groups_partition_the_model() -> None:
 
 def test_frozen_backbone_bn_keeps_statistics_across_train_calls() -> None:
     model = _tiny()
-    assert model.freeze_backbone_bn() == 4
+    assert model.freeze_backbone_bn() == 3
     model.train()
     bns = [m for m in model.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
     assert all(not bn.training for bn in bns) and model.fc[0].training and model.training
@@ -124,8 +124,8 @@ def test_load_embedding_model_names_mismatching_keys() -> None:
     state = model.state_dict()
     with pytest.raises(CheckpointError, match=r"missing: fc\.1\.bias"):
         load_embedding_model(model.spec, {k: v for k, v in state.items() if k != "fc.1.bias"})
-    with pytest.raises(CheckpointError, match=r"shape mismatch: fc\.1\.weight \(file \(13, 128\), model \(12, 128\)\)"):
-        load_embedding_model(model.spec, {**state, "fc.1.weight": torch.zeros(13, 128)})
+    with pytest.raises(CheckpointError, match=r"shape mismatch: fc\.1\.weight \(file \(13, 1024\), model \(12, 1024\)\)"):
+        load_embedding_model(model.spec, {**state, "fc.1.weight": torch.zeros(13, 1024)})
     with pytest.raises(CheckpointError, match=r"unexpected: backbone\.extra"):
         load_embedding_model(model.spec, {**state, "backbone.extra": torch.zeros(1)})
 

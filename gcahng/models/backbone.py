@@ -34,6 +34,9 @@ class Backbone(nn.Module):
                           state dicts hold but this network drops (ImageNet classifiers,
                           auxiliary heads); they are ignored when loading.
         orthogonal_head:  initialise the head's Linear orthogonally with zero bias.
+        head_gain:        gain of that orthogonal initialisation; below 1 it starts the
+                          embedding (and the N-pair logits, which are unnormalised dot
+                          products) at a smaller scale.
         pretrained_source: human-readable origin of the standard weights, ``None`` when
                           there are none.
     """
@@ -42,6 +45,7 @@ class Backbone(nn.Module):
     plain_prefix: ClassVar[str] = ""
     unused_prefixes: ClassVar[tuple[str, ...]] = ()
     orthogonal_head: ClassVar[bool] = False
+    head_gain: ClassVar[float] = 1.0
     pretrained_source: ClassVar[str | None] = None
 
     @classmethod

@@ -33,7 +33,7 @@ class EmbeddingModel(nn.Module):
         self.backbone = backbone
         self.fc = nn.Sequential(nn.BatchNorm1d(features), nn.Linear(features, spec.embedding_dim))
         if type(backbone).orthogonal_head:
-            nn.init.orthogonal_(self.fc[1].weight)
+            nn.init.orthogonal_(self.fc[1].weight, gain=type(backbone).head_gain)
             nn.init.zeros_(self.fc[1].bias)
         self._backbone_bn_frozen = False
 

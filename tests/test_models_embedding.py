@@ -10,6 +10,7 @@ from torch import nn
 
 from gcahng.errors import CheckpointError, InputError
 from gcahng.models import BACKBONES, EmbeddingModel, ModelSpec, create_embedding_model, load_embedding_model
+from gcahng.models.backbone import Backbone
 
 
 def _tiny(dim: int = 16) -> EmbeddingModel:
@@ -143,3 +144,27 @@ def test_inference_build_imports_no_heavy_modules() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+class _Pixels(Backbone):
+    """A backbone without weights: the image pooled to 4x4, flattened (48 features)."""
+
+    feature_dim = 48
+
+    def __init__(self, image_size: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(4)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.pool(images).flatten(1)
+
+
+def test_a_backbone_without_weights_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(BACKBONES._items, "pixels_for_test", _Pixels)
+    model = create_embedding_model("pixels_for_test", 8, pretrained=False, image_size=16).eval()
+    state = model.state_dict()
+    assert all(k.startswith("fc.") for k in state)  # only the head has weights
+    loaded = load_embedding_model(model.spec, state).eval()
+    images = torch.randn(3, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images), model(images))

@@ -73,7 +73,9 @@ def to_model_keys(state_dict: Mapping[str, Tensor], backbone_cls: type[Backbone]
     if any(k.startswith(RELEASE_PREFIX) for k in out):
         out = {k[len(RELEASE_PREFIX):]: v for k, v in out.items() if k.startswith(RELEASE_PREFIX)}
     out = {k: v for k, v in out.items() if not k.startswith(TRAINING_AID_PREFIXES)}
-    if not any(k.startswith("backbone.") for k in out):  # a plain torchvision/timm backbone
+    # ours has backbone.* and/or the head's fc.0.*/fc.1.* (a backbone may have no weights at all);
+    # a plain torchvision/timm backbone has neither (its classifier is fc.weight, head.weight, ...)
+    if not any(k.startswith(("backbone.", "fc.0.", "fc.1.")) for k in out):
         out = {f"backbone.{backbone_cls.plain_prefix}{k}": v for k, v in out.items()}
     unused = tuple(f"backbone.{p}" for p in backbone_cls.unused_prefixes)
     return {k: v for k, v in out.items() if not k.startswith(unused)}

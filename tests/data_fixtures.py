@@ -101,6 +101,24 @@ def make_cars_devkit(root: Path, train_classes: list[int], test_classes: list[in
     return root
 
 
+def make_cars_kaggle_csv(root: Path, train_classes: list[int], test_classes: list[int]) -> Path:
+    """Kaggle's jutrera packaging: names.csv, anno_{train,test}.csv and
+    car_data/car_data/{train,test}/<class name, '/' as '-'>/<file>; class 174 has a '/'."""
+    names = [str(name) for name in class_name_cells()[0]]
+    names[173] = "Ram C/V Cargo Van Minivan 2012"
+    (root / "names.csv").parent.mkdir(parents=True, exist_ok=True)
+    (root / "names.csv").write_text("".join(f"{n}\n" for n in names))
+    for split, classes in (("train", train_classes), ("test", test_classes)):
+        lines = []
+        for i, c in enumerate(classes, start=1):
+            fname = f"{i:05d}.jpg"
+            write_image(root / "car_data" / "car_data" / split / names[c - 1].replace("/", "-") / fname,
+                        jpeg_bytes(i + (0 if split == "train" else 500)))
+            lines.append(f"{fname},1,2,10,12,{c}\n")
+        (root / f"anno_{split}.csv").write_text("".join(lines))
+    return root
+
+
 def make_sop(root: Path, train: dict[int, int], test: dict[int, int], newline: str = "\n") -> Path:
     """``root/Stanford_Online_Products`` with ``{class_id: image count}`` per split, ``.JPG`` files."""
     base = root / "Stanford_Online_Products"

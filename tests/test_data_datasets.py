@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from data_fixtures import make_cars_annos, make_cars_devkit, make_cub, make_folder, make_inshop, make_sop, write_image
+from data_fixtures import make_cars_annos, make_cars_devkit, make_cars_kaggle_csv, make_cub, make_folder, make_inshop, make_sop, write_image
 from gcahng.data import DATASETS, create_dataset, eval_splits, read_splits
 from gcahng.errors import DataError, InputError
 
@@ -129,6 +129,35 @@ def test_cars_devkit_without_test_labels_says_which_file(tmp_path):
     make_cars_devkit(tmp_path, [1], [99])
     (tmp_path / "cars_test_annos_withlabels.mat").unlink()
     with pytest.raises(DataError, match="cars_test_annos_withlabels.mat"):
+        create_dataset("cars196", tmp_path)
+
+
+def test_cars_kaggle_csv_packaging_pools_and_splits_by_class(tmp_path):
+    make_cars_kaggle_csv(tmp_path / "stanford-cars", train_classes=[1, 174, 98], test_classes=[99, 2, 2])
+    train = create_dataset("cars196", tmp_path / "stanford-cars", "train")
+    test = create_dataset("cars196", tmp_path / "stanford-cars", "test")
+    assert sorted(train.class_ids.tolist()) == [1, 2, 98] and test.class_ids.tolist() == [99, 174]
+    assert len(train) == 4 and len(test) == 2
+    assert test.class_names[1] == "Ram C/V Cargo Van Minivan 2012"
+    ram = [p for p in test.paths if "Ram" in p]
+    assert len(ram) == 1 and ram[0].endswith("train/Ram C-V Cargo Van Minivan 2012/00002.jpg")
+    # train/.../00001.jpg and test/.../00001.jpg are different images, both kept
+    assert len(set(train.paths + test.paths)) == 6
+
+
+def test_cars_kaggle_csv_errors_name_file_and_line(tmp_path):
+    make_cars_kaggle_csv(tmp_path, [1, 2], [99])
+    (tmp_path / "anno_test.csv").write_text("00001.jpg,1,2,10,12,99\n00002.jpg,1,2,10,12,x\n")
+    with pytest.raises(DataError, match=r"anno_test.csv:2: class 'x' is not an integer"):
+        create_dataset("cars196", tmp_path)
+    (tmp_path / "anno_test.csv").write_text("00001.jpg,1,2,10,99\n")
+    with pytest.raises(DataError, match=r"anno_test.csv:1: expected 6 columns"):
+        create_dataset("cars196", tmp_path)
+    (tmp_path / "anno_test.csv").write_text("00009.jpg,1,2,10,12,99\n")
+    with pytest.raises(DataError, match=r"00009.jpg"):
+        create_dataset("cars196", tmp_path)
+    (tmp_path / "names.csv").write_text("only one\n")
+    with pytest.raises(DataError, match=r"lists 1 class names, expected 196"):
         create_dataset("cars196", tmp_path)
 
 

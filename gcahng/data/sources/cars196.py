@@ -1,4 +1,5 @@
-"""Stanford Cars (Cars196) from either official packaging; DML split: classes 1-98 / 99-196.
+"""Stanford Cars (Cars196) from either official packaging or Kaggle's CSV one; DML split:
+classes 1-98 / 99-196.
 
 - "all images": ``cars_annos.mat`` next to ``car_ims/`` (what DML code uses);
 - devkit: ``devkit/cars_meta.mat``, ``devkit/cars_train_annos.mat``, ``cars_train/``,
@@ -6,9 +7,15 @@
   also with Kaggle's doubled folders (``cars_train/cars_train/``). Train and test annotations
   are pooled and split by class; images are keyed by (folder, file name), since
   ``cars_train/00001.jpg`` and ``cars_test/00001.jpg`` are different cars.
+- Kaggle "stanford-car-dataset-by-classes-folder" (jutrera; what pytorch-metric-learning
+  reads): ``names.csv`` (class ``i`` on line ``i``), ``anno_train.csv`` / ``anno_test.csv``
+  (``filename,x1,y1,x2,y2,class``, no header) and images under
+  ``car_data/car_data/{train,test}/<class name>/<filename>``, ``/`` in a class name written
+  as ``-``. Pooled and split by class like the devkit.
 """
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +31,8 @@ HOW_TO_GET = (
     "datasets/XiN0919/FGVC) and put it as DIR/cars_annos.mat + DIR/car_ims/*.jpg, or the devkit "
     "packaging (cars_train.tgz, cars_test.tgz, car_devkit.tgz, cars_test_annos_withlabels.mat, e.g. "
     "from Kaggle) as DIR/{devkit/cars_meta.mat, devkit/cars_train_annos.mat, "
-    "cars_test_annos_withlabels.mat, cars_train/*.jpg, cars_test/*.jpg}."
+    "cars_test_annos_withlabels.mat, cars_train/*.jpg, cars_test/*.jpg}, or Kaggle's "
+    "stanford-car-dataset-by-classes-folder as DIR/{names.csv, anno_train.csv, anno_test.csv, car_data/}."
 )
 TRAIN_CLASSES = set(range(1, 99))
 _SUBFOLDERS = ("", "cars196", "CARS196", "stanford_cars", "stanford-cars", "Stanford_Cars")
@@ -112,6 +120,45 @@ def _read_devkit(base: Path) -> dict[str, SplitRecords]:
     return split_by_class(paths, classes, names, TRAIN_CLASSES)
 
 
+def _read_csv_rows(path: Path) -> list[list[str]]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            return [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    except FileNotFoundError:
+        raise DataError(f"expected {path}, but it does not exist.\n{HOW_TO_GET}") from None
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"cannot read {path} as CSV: {err}") from None
+
+
+def _read_kaggle_csv(base: Path) -> dict[str, SplitRecords]:
+    names = {i: ",".join(row).strip() for i, row in enumerate(_read_csv_rows(base / "names.csv"), start=1)}
+    if len(names) != 196:
+        raise DataError(f"{base / 'names.csv'} lists {len(names)} class names, expected 196")
+    nested = base / "car_data" / "car_data"
+    images = nested if nested.is_dir() else base / "car_data"
+    paths: list[str] = []
+    classes: list[int] = []
+    where: list[str] = []
+    for split in ("train", "test"):
+        annos = base / f"anno_{split}.csv"
+        for line, row in enumerate(_read_csv_rows(annos), start=1):
+            here = f"{annos}:{line}"
+            if len(row) != 6:
+                raise DataError(f"{here}: expected 6 columns (filename,x1,y1,x2,y2,class), got {len(row)}: {row}")
+            try:
+                class_id = int(row[5])
+            except ValueError:
+                raise DataError(f"{here}: class {row[5]!r} is not an integer") from None
+            if class_id not in names:
+                raise DataError(f"{here}: class {class_id} out of range 1..196")
+            folder = names[class_id].replace("/", "-")
+            paths.append(safe_join(images, f"{split}/{folder}/{row[0].strip()}", here))
+            classes.append(class_id)
+            where.append(here)
+    verify_files(base, paths, where)
+    return split_by_class(paths, classes, names, TRAIN_CLASSES)
+
+
 def read_cars196(root: Path) -> dict[str, SplitRecords]:
     """Read whichever packaging ``root`` (or a usual subfolder of it) holds."""
     root = Path(root).expanduser()
@@ -123,9 +170,12 @@ def read_cars196(root: Path) -> dict[str, SplitRecords]:
             return _read_all_images(base)
         if (base / "devkit" / "cars_train_annos.mat").is_file():
             return _read_devkit(base)
+        if (base / "names.csv").is_file() and (base / "anno_train.csv").is_file():
+            return _read_kaggle_csv(base)
     raise DataError(
-        f"expected {root / 'cars_annos.mat'} (with car_ims/) or {root / 'devkit' / 'cars_train_annos.mat'} "
-        f"(with cars_train/, cars_test/), but neither exists.\n{HOW_TO_GET}"
+        f"expected {root / 'cars_annos.mat'} (with car_ims/), {root / 'devkit' / 'cars_train_annos.mat'} "
+        f"(with cars_train/, cars_test/) or {root / 'names.csv'} (with anno_train.csv, anno_test.csv, "
+        f"car_data/), but none exists.\n{HOW_TO_GET}"
     )
 
 

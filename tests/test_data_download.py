@@ -3,6 +3,7 @@ the opener is replaced by an in-memory fake server."""
 from __future__ import annotations
 
 import dataclasses
+import ftplib
 import hashlib
 import io
 import tarfile
@@ -166,3 +167,96 @@ def test_extraction_refuses_links_in_tar_and_zip(tmp_path):
         zipped.writestr("Stanford_Online_Products/Ebay_train.txt", "image_id class_id super_class_id path\n")
     extract(tmp_path / "good.zip", tmp_path / "out")
     assert (tmp_path / "out" / "Stanford_Online_Products" / "Ebay_train.txt").is_file()
+
+
+class FakeFTP:
+    """``ftplib.FTP`` stand-in serving ``payload`` for ``RETR /pub/<name>``; it records the
+    ``REST`` offsets, and its data connection breaks after ``fail_after`` bytes once."""
+
+    payload = b""
+    supports_rest = True
+    fail_after: int | None = None
+    rests: list[int] = []
+
+    def __init__(self, timeout: float) -> None:
+        assert timeout is not None and timeout <= 60
+        self.offset = 0
+
+    def connect(self, host: str, port: int) -> None:
+        assert (host, port) == ("ftp.example.invalid", 21)
+
+    def login(self, user: str, password: str) -> None:
+        assert user == "anonymous"
+
+    def voidcmd(self, command: str) -> None:
+        assert command == "TYPE I"
+
+    def sendcmd(self, command: str) -> str:
+        if not self.supports_rest:
+            raise ftplib.error_perm("502 Command not implemented")
+        self.offset = int(command.split()[1])
+        type(self).rests.append(self.offset)
+        return "350 Restarting"
+
+    def ntransfercmd(self, command: str):
+        if command != "RETR /pub/archive.zip":
+            raise ftplib.error_perm("550 No such file")
+        data = self.payload[self.offset:]
+        fail_after, type(self).fail_after = type(self).fail_after, None
+        return FakeDataConnection(data, fail_after), len(data)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeDataConnection:
+    def __init__(self, data: bytes, fail_after: int | None) -> None:
+        self.data, self.fail_after = data, fail_after
+
+    def makefile(self, mode: str) -> FakeResponse:
+        assert mode == "rb"
+        return FakeResponse(self.data, 0, self.fail_after)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_ftp(monkeypatch):
+    monkeypatch.setattr(ftplib, "FTP", FakeFTP)
+    FakeFTP.payload = bytes(range(256)) * 40_000  # 10 MB: several read chunks
+    FakeFTP.supports_rest, FakeFTP.fail_after, FakeFTP.rests = True, None, []
+    return FakeFTP
+
+
+def _ftp_spec(payload: bytes, path: str = "/pub/archive.zip") -> ArchiveSpec:
+    return ArchiveSpec(f"ftp://ftp.example.invalid{path}", "archive.zip", len(payload),
+                       hashlib.sha256(payload).hexdigest())
+
+
+@pytest.mark.parametrize("supports_rest", [True, False])
+def test_interrupted_ftp_download_resumes_with_rest(tmp_path, fake_ftp, supports_rest):
+    fake_ftp.supports_rest = supports_rest
+    fake_ftp.fail_after = 3_000_000
+    spec = _ftp_spec(fake_ftp.payload)
+    with pytest.raises(OfflineError, match="broke off after 3,000,000 of 10,240,000 bytes"):
+        fetch(spec, tmp_path)
+    assert (tmp_path / "archive.zip.part").stat().st_size == 3_000_000
+    path = fetch(spec, tmp_path)
+    assert path.read_bytes() == fake_ftp.payload and not (tmp_path / "archive.zip.part").exists()
+    assert fake_ftp.rests == ([3_000_000] if supports_rest else [])
+
+
+def test_ftp_refusal_is_a_data_error_naming_the_url(tmp_path, fake_ftp):
+    spec = _ftp_spec(fake_ftp.payload, path="/pub/missing.zip")
+    with pytest.raises(DataError, match=r"ftp://ftp.example.invalid/pub/missing.zip: the FTP server refused: 550"):
+        fetch(spec, tmp_path)
+
+
+def test_unreachable_ftp_host_is_offline_error(tmp_path, fake_ftp, monkeypatch):
+    def refuse(self, host: str, port: int) -> None:
+        raise OSError(-2, "Name or service not known")
+
+    monkeypatch.setattr(FakeFTP, "connect", refuse)
+    with pytest.raises(OfflineError, match=r"cannot download ftp://ftp.example.invalid/pub/archive.zip \(no network\?"):
+        fetch(_ftp_spec(fake_ftp.payload), tmp_path, help_text="get it by hand")

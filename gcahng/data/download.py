@@ -9,8 +9,8 @@ import ftplib
 import hashlib
 import os
 import tarfile
-import urllib.parse
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath

@@ -13,7 +13,12 @@ from torch.utils.data import DataLoader
 
 from gcahng.config import TrainConfig
 from gcahng.data import (
-    ClassBalancedBatchSampler, ImageDataset, OrientedClasses, build_transforms, collate_batch, read_splits,
+    ClassBalancedBatchSampler,
+    ImageDataset,
+    OrientedClasses,
+    build_transforms,
+    collate_batch,
+    read_splits,
 )
 from gcahng.data.registry import DATASETS
 from gcahng.errors import ConfigError

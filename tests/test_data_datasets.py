@@ -145,19 +145,17 @@ def test_cars_kaggle_csv_packaging_pools_and_splits_by_class(tmp_path):
     assert len(set(train.paths + test.paths)) == 6
 
 
-def test_cars_kaggle_csv_errors_name_file_and_line(tmp_path):
+@pytest.mark.parametrize(("file", "content", "message"), [
+    ("anno_test.csv", "00001.jpg,1,2,10,12,99\n00002.jpg,1,2,10,12,x\n", r"anno_test.csv:2: class 'x' is not an integer"),
+    ("anno_test.csv", "00001.jpg,1,2,10,99\n", r"anno_test.csv:1: expected 6 columns"),
+    ("anno_train.csv", "00001.jpg,1,2,10,12,197\n", r"anno_train.csv:1: class 197 out of range 1..196"),
+    ("anno_test.csv", "00009.jpg,1,2,10,12,99\n", r"00009.jpg"),
+    ("names.csv", "only one\n", r"lists 1 class names, expected 196"),
+])
+def test_cars_kaggle_csv_errors_name_file_and_line(tmp_path, file, content, message):
     make_cars_kaggle_csv(tmp_path, [1, 2], [99])
-    (tmp_path / "anno_test.csv").write_text("00001.jpg,1,2,10,12,99\n00002.jpg,1,2,10,12,x\n")
-    with pytest.raises(DataError, match=r"anno_test.csv:2: class 'x' is not an integer"):
-        create_dataset("cars196", tmp_path)
-    (tmp_path / "anno_test.csv").write_text("00001.jpg,1,2,10,99\n")
-    with pytest.raises(DataError, match=r"anno_test.csv:1: expected 6 columns"):
-        create_dataset("cars196", tmp_path)
-    (tmp_path / "anno_test.csv").write_text("00009.jpg,1,2,10,12,99\n")
-    with pytest.raises(DataError, match=r"00009.jpg"):
-        create_dataset("cars196", tmp_path)
-    (tmp_path / "names.csv").write_text("only one\n")
-    with pytest.raises(DataError, match=r"lists 1 class names, expected 196"):
+    (tmp_path / file).write_text(content)
+    with pytest.raises(DataError, match=message):
         create_dataset("cars196", tmp_path)
 
 

@@ -99,7 +99,8 @@ class ImageDataset(Dataset):
         try:
             return self.load_image(index), None
         except DataError as err:
-            return self._substitute(index, int(self.labels[index])), self._record_failure(index, err)
+            failure = self._record_failure(index, err)
+            return self._substitute(index, int(self.labels[index])), failure
 
     def __getitem__(self, index: int) -> Sample:
         index = int(index)

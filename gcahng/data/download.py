@@ -111,8 +111,9 @@ def fetch(
 
     A partial ``<filename>.part`` from an interrupted run is resumed with an HTTP ``Range``
     request, or FTP ``REST`` for ``ftp://`` URLs (restarted when the server ignores it). The
-    file is renamed to its final name only after its size and SHA-256 match; a mismatching download is deleted. Unreachable hosts
-    raise :class:`~gcahng.errors.OfflineError` within ``timeout`` seconds, with ``help_text``.
+    file is renamed to its final name only after its size and SHA-256 match; a mismatching
+    download is deleted. Unreachable hosts raise :class:`~gcahng.errors.OfflineError` within
+    ``timeout`` seconds, with ``help_text``.
     """
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / spec.filename

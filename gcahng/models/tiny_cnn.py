@@ -20,7 +20,7 @@ def _block(in_ch: int, out_ch: int) -> list[nn.Module]:
 @BACKBONES.register("tiny_cnn")
 class TinyCNN(Backbone):
     """Three conv-BN-ReLU-max-pool blocks (32, 64, 64 channels), the map average-pooled to a
-    4x4 grid and flattened: 1024 features. About 0.06 M parameters and 6 M multiply-adds
+    4x4 grid and flattened: 1024 features. About 0.06 M parameters and 8 M multiply-adds
     per 32x32 image; any input size >= 8 pixels works. No pretrained weights.
 
     The grid keeps where a stroke lies, which global pooling would discard: digits are

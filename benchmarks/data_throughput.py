@@ -83,7 +83,7 @@ def main() -> None:
               f"torch threads {args.torch_threads}; load average {os.getloadavg()[0]:.2f}")
         transform = build_transforms(True, args.image_size)
         reference = ImageFolder(str(root), transform=transform)
-        paths, targets = zip(*reference.samples)
+        paths, targets = zip(*reference.samples, strict=False)
         ours = ImageDataset(
             SplitRecords(list(paths), np.asarray(targets, dtype=np.int64), {k: str(k) for k in set(targets)}),
             name="benchmark", split="train", transform=transform,

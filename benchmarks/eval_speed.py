@@ -62,7 +62,11 @@ def run_child(which: str, data: Path) -> dict:
 
         def evaluate() -> dict:
             r = calculator.get_accuracy(embeddings, labels)
-            return {"recall@1": r["precision_at_1"], "map@r": r["mean_average_precision_at_r"], "r_precision": r["r_precision"]}
+            return {
+                "recall@1": r["precision_at_1"],
+                "map@r": r["mean_average_precision_at_r"],
+                "r_precision": r["r_precision"],
+            }
 
     else:
         from gcahng.evaluation import PROTOCOLS, evaluate_leave_one_out
@@ -107,12 +111,14 @@ def report(n: int, num_classes: int, dim: int, results: dict[str, dict], load: t
         "| run | metrics | wall time (s) | peak RSS (MB) | RSS growth during the call (MB) |",
         "|---|---|---:|---:|---:|",
     ]
-    for name, what in zip(RUNS, ("R@1, MAP@R, RP", "R@1/10/100/1000, MAP@R, RP", "P@1, MAP@R, RP")):
+    for name, what in zip(RUNS, ("R@1, MAP@R, RP", "R@1/10/100/1000, MAP@R, RP", "P@1, MAP@R, RP"), strict=False):
         r = results[name]
         rows.append(
             f"| {name} | {what} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | {r['peak_mb'] - r['before_mb']:.0f} |"
         )
-    full_metrics = ", ".join(f"{k} {100 * v:.2f}" for k, v in full["metrics"].items() if k.startswith(("recall", "map", "r_p")))
+    full_metrics = ", ".join(
+        f"{k} {100 * v:.2f}" for k, v in full["metrics"].items() if k.startswith(("recall", "map", "r_p"))
+    )
     return "\n".join(
         [
             "# Evaluation speed: gcahng.evaluation vs AccuracyCalculator",
@@ -124,7 +130,8 @@ def report(n: int, num_classes: int, dim: int, results: dict[str, dict], load: t
             "",
             *rows,
             "",
-            f"- Shared metrics, time ours / AccuracyCalculator: {time_ratio:.2f}x (target <= 0.8x: {verdict(time_ratio <= 0.8)})",
+            f"- Shared metrics, time ours / AccuracyCalculator: {time_ratio:.2f}x "
+            f"(target <= 0.8x: {verdict(time_ratio <= 0.8)})",
             f"- Shared metrics, peak RSS ours / AccuracyCalculator: {peak_ratio:.3f}x "
             f"(target <= 0.5x: {verdict(peak_ratio <= 0.5)}); growth during the call: {growth_ratio:.3f}x",
             f"- Full SOP protocol / AccuracyCalculator's shared metrics: {full_ratio:.2f}x "

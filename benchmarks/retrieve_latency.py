@@ -49,8 +49,8 @@ def _load_average() -> str:
 
 
 def _prepare(work: Path) -> tuple[Path, Path, Path]:
-    from sklearn.datasets import load_sample_image
     from PIL import Image
+    from sklearn.datasets import load_sample_image
 
     torch.manual_seed(0)
     model = create_embedding_model("resnet50", DIM, pretrained=False)

@@ -16,9 +16,10 @@ import importlib
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import yaml
 
@@ -153,7 +154,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         item_hints = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
         if len(item_hints) != len(value):
             raise bad
-        return tuple(_coerce(key, v, h) for v, h in zip(value, item_hints))
+        return tuple(_coerce(key, v, h) for v, h in zip(value, item_hints, strict=False))
     if hint is float:
         if isinstance(value, str) and _EXPONENT_NUMBER.match(value):  # YAML 1.1 reads 1e-4 as a string
             return float(value)
@@ -196,7 +197,9 @@ def _check_values(cfg: TrainConfig) -> None:
         raise ConfigError(f"config key 'dropout' must be in [0, 1), got {cfg.dropout}")
     if cfg.selection == "val":
         if (cfg.val_fraction is None) == (cfg.val_count is None):
-            raise ConfigError("selection 'val' needs exactly one of 'val_fraction' and 'val_count' (set the other to null)")
+            raise ConfigError(
+                "selection 'val' needs exactly one of 'val_fraction' and 'val_count' (set the other to null)"
+            )
         if cfg.val_fraction is not None and not 0.0 < cfg.val_fraction < 1.0:
             raise ConfigError(f"config key 'val_fraction' must be between 0 and 1, got {cfg.val_fraction}")
         if cfg.val_count is not None and cfg.val_count < 1:
@@ -235,7 +238,9 @@ def _check_names(cfg: TrainConfig) -> None:
     }
     for key, names in choices.items():
         if getattr(cfg, key) not in names:
-            raise ConfigError(f"config key {key!r}: unknown name {getattr(cfg, key)!r}; choose one of {', '.join(names)}")
+            raise ConfigError(
+                f"config key {key!r}: unknown name {getattr(cfg, key)!r}; choose one of {', '.join(names)}"
+            )
 
 
 def config_from_dict(data: Mapping[str, Any], *, source: str = "config") -> TrainConfig:

@@ -82,7 +82,9 @@ class HardNegativeGenerator(nn.Module):
         self.classifier = nn.Linear(dim, num_classes)  # W_s
         self.random_weighting = random_weighting
 
-    def correlate(self, z: Tensor, labels: Tensor, classes_per_batch: int, per_class: int) -> tuple[Data, Tensor, Tensor]:
+    def correlate(
+        self, z: Tensor, labels: Tensor, classes_per_batch: int, per_class: int
+    ) -> tuple[Data, Tensor, Tensor]:
         """Batch graph of ``z`` and GCL's output: ``(graph, lam (E, D), node_logits (B, K))``."""
         graph = build_batch_graph(z, labels, classes_per_batch, per_class)
         lam, node_logits = self.gcl(graph)

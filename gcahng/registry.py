@@ -11,7 +11,8 @@ Users register their own classes from their own code with the same decorator.
 """
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from gcahng.errors import InputError
 

@@ -29,7 +29,7 @@ KEYS = ["generator", "node_to_node"]
 def _summary(generator: str, layer: str, recalls: list[float], maps: list[float]) -> CellSummary:
     cell = Cell({"generator": generator, "node_to_node": layer}, f"generator={generator},node_to_node={layer}")
     runs = tuple(SeedResult(seed, f"runs/{cell.slug}/seed{seed}", {"recall@1": r, "map@r": m, "num_queries": 10})
-                 for seed, (r, m) in enumerate(zip(recalls, maps)))
+                 for seed, (r, m) in enumerate(zip(recalls, maps, strict=False)))
     return CellSummary(cell, runs)
 
 
@@ -83,7 +83,7 @@ def test_csv_has_one_row_per_cell_with_fractions(summaries: list[CellSummary]) -
     rows = list(csv.DictReader(io.StringIO(results_csv(summaries, KEYS))))
     assert [(r["generator"], r["node_to_node"], r["best"]) for r in rows] == [
         ("none", "attention", "false"), ("gca", "mean", "false"), ("gca", "attention", "true")]
-    for row, s in zip(rows, summaries):
+    for row, s in zip(rows, summaries, strict=False):
         assert float(row["map@r_mean"]) == s.mean("map@r") and float(row["recall@1_std"]) == s.std("recall@1")
         assert row["seeds"] == "3"
     single = list(csv.DictReader(io.StringIO(results_csv([_summary("gca", "mean", [0.5], [0.3])], KEYS))))

@@ -1,9 +1,9 @@
 """CACAI against a slow per-(anchor, class, candidate) loop."""
 import pytest
 import torch
+from core_helpers import random_batch
 
 from gcahng.cacai import cacai, interpolate_candidates
-from core_helpers import random_batch
 
 
 def slow_cacai(z, lam, gamma, C, m, u):

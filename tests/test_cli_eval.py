@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 from PIL import Image
+from release_keys import release_state_dict
 
 from gcahng.cli.main import cli
 from gcahng.config import TrainConfig
@@ -18,8 +19,6 @@ from gcahng.evaluation import evaluate_leave_one_out
 from gcahng.models import create_embedding_model, load_reference_embedding_state_dict
 from gcahng.retrieval.preprocess import TestTransform
 from gcahng.training.trainer import Trainer
-from release_keys import release_state_dict
-
 
 
 def _eval(args: list[str]) -> tuple[int, str]:

@@ -113,7 +113,9 @@ def test_clear_errors_for_bad_input(tmp_path: Path) -> None:
     code, output = _fit(["--classes-per-batch", "41", *TINY, "--out", str(tmp_path / "r")])
     assert code != 0 and "has only 40 classes" in output and "5 x 8 orientations" in output
     assert not (tmp_path / "r").exists()
-    code, output = _fit(["--classes-per-batch", "6", "--class-augmentation", "none", *TINY, "--out", str(tmp_path / "r")])
+    code, output = _fit(
+        ["--classes-per-batch", "6", "--class-augmentation", "none", *TINY, "--out", str(tmp_path / "r")]
+    )
     assert code != 0 and "has only 5 classes" in output and not (tmp_path / "r").exists()
 
 

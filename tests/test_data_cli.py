@@ -5,8 +5,8 @@ import urllib.error
 import urllib.request
 
 from click.testing import CliRunner
-
 from data_fixtures import make_cub, make_folder
+
 from gcahng.cli.main import cli
 
 

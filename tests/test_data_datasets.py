@@ -5,8 +5,17 @@ import os
 
 import numpy as np
 import pytest
+from data_fixtures import (
+    make_cars_annos,
+    make_cars_devkit,
+    make_cars_kaggle_csv,
+    make_cub,
+    make_folder,
+    make_inshop,
+    make_sop,
+    write_image,
+)
 
-from data_fixtures import make_cars_annos, make_cars_devkit, make_cars_kaggle_csv, make_cub, make_folder, make_inshop, make_sop, write_image
 from gcahng.data import DATASETS, create_dataset, eval_splits, read_splits
 from gcahng.errors import DataError, InputError
 
@@ -37,7 +46,7 @@ def test_cub_split_by_class_id(tmp_path, newline):
     assert all(os.path.isfile(p) for p in train.paths + test.paths)
     # the label of every image agrees with the class folder its path names
     for ds in (train, test):
-        for path, label in zip(ds.paths, ds.labels):
+        for path, label in zip(ds.paths, ds.labels, strict=False):
             assert os.path.basename(os.path.dirname(path)) == ds.class_names[label]
 
 
@@ -146,7 +155,11 @@ def test_cars_kaggle_csv_packaging_pools_and_splits_by_class(tmp_path):
 
 
 @pytest.mark.parametrize(("file", "content", "message"), [
-    ("anno_test.csv", "00001.jpg,1,2,10,12,99\n00002.jpg,1,2,10,12,x\n", r"anno_test.csv:2: class 'x' is not an integer"),
+    (
+        "anno_test.csv",
+        "00001.jpg,1,2,10,12,99\n00002.jpg,1,2,10,12,x\n",
+        r"anno_test.csv:2: class 'x' is not an integer",
+    ),
     ("anno_test.csv", "00001.jpg,1,2,10,99\n", r"anno_test.csv:1: expected 6 columns"),
     ("anno_train.csv", "00001.jpg,1,2,10,12,197\n", r"anno_train.csv:1: class 197 out of range 1..196"),
     ("anno_test.csv", "00009.jpg,1,2,10,12,99\n", r"00009.jpg"),

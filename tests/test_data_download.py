@@ -11,8 +11,8 @@ import urllib.error
 import zipfile
 
 import pytest
-
 from data_fixtures import make_cub
+
 from gcahng.data import DATASETS, ArchiveSpec
 from gcahng.data.download import download_dataset, extract, fetch
 from gcahng.errors import DataError, OfflineError

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from data_fixtures import jpeg_bytes
 from PIL import Image
 
-from data_fixtures import jpeg_bytes
 from gcahng.data import MAX_IMAGE_PIXELS, UnreadableImageError, load_rgb
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from data_fixtures import make_folder
 from torch.utils.data import DataLoader
 
-from data_fixtures import make_folder
 from gcahng.data import (
-    ClassBalancedBatchSampler, FailureLog, build_transforms, collate_batch, create_dataset,
+    ClassBalancedBatchSampler,
+    FailureLog,
+    build_transforms,
+    collate_batch,
+    create_dataset,
 )
 from gcahng.errors import DataError
 
@@ -29,7 +33,7 @@ def test_training_loader_replaces_unreadable_images_and_reports_them(broken_fold
     log = FailureLog()
     for epoch in range(3):
         sampler.set_epoch(epoch)
-        for batch, expected in zip(loader, sampler):
+        for batch, expected in zip(loader, sampler, strict=False):
             assert batch.images.shape == (8, 3, 8, 8)
             assert batch.indices.tolist() == expected
             assert batch.labels.tolist() == train.labels[expected].tolist()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from data_fixtures import make_folder
 from PIL import Image
 
-from data_fixtures import make_folder
 from gcahng.config import load_config, preset_path
 from gcahng.data import ClassBalancedBatchSampler, OrientedClasses, create_dataset, orient
 from gcahng.errors import ConfigError, InputError

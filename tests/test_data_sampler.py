@@ -36,7 +36,7 @@ def test_batches_are_C_distinct_classes_times_m_chunk_major(C, m):
             assert len(set(classes[:, 0].tolist())) == C  # distinct classes
             for t in range(m):  # chunk t lists the classes in the same order
                 assert LABELS[batch[t * C : (t + 1) * C]].tolist() == classes[:, 0].tolist()
-            for row, cls in zip(table, classes[:, 0]):
+            for row, cls in zip(table, classes[:, 0], strict=False):
                 distinct = len(set(row.tolist()))
                 assert distinct == min(m, sizes[cls])  # distinct images, replacement only when too few
 
@@ -75,7 +75,9 @@ def test_deterministic_given_seed_and_epoch():
     assert list(a) != list(b)
     b.set_epoch(1)
     assert list(a) == list(b)
-    assert list(ClassBalancedBatchSampler(LABELS, 5, 2, seed=4)) != list(ClassBalancedBatchSampler(LABELS, 5, 2, seed=3))
+    assert list(ClassBalancedBatchSampler(LABELS, 5, 2, seed=4)) != list(
+        ClassBalancedBatchSampler(LABELS, 5, 2, seed=3)
+    )
 
 
 @pytest.mark.parametrize("world_size", [2, 3])

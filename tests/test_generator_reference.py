@@ -1,13 +1,15 @@
 """Loading the generator part of the authors' released checkpoints."""
 import pytest
 import torch
+from release_keys import release_state_dict
 
 from gcahng.errors import CheckpointError
 from gcahng.generator import HardNegativeGenerator
-from release_keys import release_state_dict
 
 
-@pytest.mark.parametrize("name, iterations, heads", [("resnet50_K2.tsv", 2, 4), ("resnet50_K1.tsv", 1, 2), ("googlenet_K2.tsv", 2, 4)])
+@pytest.mark.parametrize(
+    "name, iterations, heads", [("resnet50_K2.tsv", 2, 4), ("resnet50_K1.tsv", 1, 2), ("googlenet_K2.tsv", 2, 4)]
+)
 @pytest.mark.parametrize("prefix", ["", "module."])
 def test_round_trip_of_listed_names_and_shapes(name, iterations, heads, prefix):
     sd = {prefix + k: v for k, v in release_state_dict(name).items()}
@@ -19,7 +21,8 @@ def test_round_trip_of_listed_names_and_shapes(name, iterations, heads, prefix):
     assert torch.equal(own["gcl.edge_bn.running_var"], sd[prefix + "gnn.bottleneck1.0.running_var"])
     last = iterations - 1
     assert torch.equal(
-        own[f"gcl.layers.{last}.edge_update.ffn.1.norm.weight"], sd[f"{prefix}gnn.gnn.{last}.edge_model.linear.2.weight"]
+        own[f"gcl.layers.{last}.edge_update.ffn.1.norm.weight"],
+        sd[f"{prefix}gnn.gnn.{last}.edge_model.linear.2.weight"],
     )
     assert torch.equal(
         own[f"gcl.layers.{last}.node_update.node_to_node.lin_out.bias"],
@@ -53,5 +56,7 @@ def test_extra_iteration_in_checkpoint_is_unexpected():
 
 def test_shape_mismatch_is_named():
     sd = release_state_dict("resnet50_K2.tsv")
-    with pytest.raises(CheckpointError, match=r"shape mismatch for 'softmax_classifier\.weight'.*\(100, 512\).*\(98, 512\)"):
+    with pytest.raises(
+        CheckpointError, match=r"shape mismatch for 'softmax_classifier\.weight'.*\(100, 512\).*\(98, 512\)"
+    ):
         HardNegativeGenerator(512, 98).load_reference_state_dict(sd)

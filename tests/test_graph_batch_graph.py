@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from core_helpers import chunk_major_labels, random_batch
 
 from gcahng.graph import build_batch_graph
-from core_helpers import chunk_major_labels, random_batch
 
 
 def test_edges_are_row_major_complete_with_self_loops():

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from core_helpers import random_batch
 
 from gcahng.graph import (
     EDGE_TO_NODE,
@@ -16,7 +17,6 @@ from gcahng.graph import (
     SumEdgeToNode,
     build_batch_graph,
 )
-from core_helpers import random_batch
 
 
 def _graph(C=3, m=2, D=8, seed=0):
@@ -70,7 +70,9 @@ def test_projections_run_on_nodes_not_on_gathered_edges():
     hooks = []
     for name, module in gcl.named_modules():
         if name.endswith(("lin_k", "lin_v")) or name.endswith("node_to_node.lin_q"):
-            hooks.append(module.register_forward_hook(lambda mod, inp, out, name=name: rows.__setitem__(name, inp[0].shape[0])))
+            hooks.append(
+                module.register_forward_hook(lambda mod, inp, out, name=name: rows.__setitem__(name, inp[0].shape[0]))
+            )
     gcl(g)
     assert rows and all(n == C * m for n in rows.values()), rows
 
@@ -192,7 +194,11 @@ def test_user_registered_layer_is_selected_by_name():
 
 @pytest.mark.parametrize(
     "kwargs, registry",
-    [({"node_to_node": "nope"}, NODE_TO_NODE), ({"edge_to_node": "nope"}, EDGE_TO_NODE), ({"node_to_edge": "nope"}, NODE_TO_EDGE)],
+    [
+        ({"node_to_node": "nope"}, NODE_TO_NODE),
+        ({"edge_to_node": "nope"}, EDGE_TO_NODE),
+        ({"node_to_edge": "nope"}, NODE_TO_EDGE),
+    ],
 )
 def test_unknown_layer_name_lists_registered(kwargs, registry):
     with pytest.raises(ValueError, match="registered: " + ", ".join(registry.names())):

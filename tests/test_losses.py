@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from core_helpers import random_batch
 
 from gcahng.cacai import SyntheticNegatives, cacai
 from gcahng.losses import (
@@ -16,7 +17,6 @@ from gcahng.losses import (
     hardness_loss,
     label_preserving_loss,
 )
-from core_helpers import random_batch
 
 
 def test_npair_metric_loss_hand_computed():

@@ -5,12 +5,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from core_helpers import random_batch
 from pytorch_metric_learning import losses as pml_losses
 
 from gcahng.cacai import SyntheticNegatives, cacai
 from gcahng.errors import InputError
 from gcahng.losses import METRIC_LOSSES, SyntheticNegativeAdapter, anchor_specific_pairs
-from core_helpers import random_batch
 
 C, M, D = 4, 3, 6
 
@@ -41,7 +41,7 @@ def _slow_sets(labels, negatives=None):
 def _slow_multi_similarity(z, ref, pos, neg, alpha=2.0, beta=50.0, base=0.5):
     total = 0.0
     for i in range(len(z)):
-        cos = lambda j: F.cosine_similarity(z[i], ref[j], dim=0)  # noqa: E731
+        cos = lambda j, i=i: F.cosine_similarity(z[i], ref[j], dim=0)  # noqa: E731
         p = sum((torch.exp(-alpha * (cos(j) - base)) for j in pos[i]), torch.zeros((), dtype=z.dtype))
         n = sum((torch.exp(beta * (cos(j) - base)) for j in neg[i]), torch.zeros((), dtype=z.dtype))
         total = total + torch.log1p(p) / alpha + torch.log1p(n) / beta
@@ -64,8 +64,10 @@ def test_anchor_specific_pairs_match_loop():
     neg = _negatives(z, y)
     a1, p, a2, n = anchor_specific_pairs(y, neg)
     pos_sets, neg_sets = _slow_sets(y.tolist(), neg)
-    assert sorted(zip(a1.tolist(), p.tolist())) == sorted((i, j) for i in range(C * M) for j in pos_sets[i])
-    assert sorted(zip(a2.tolist(), n.tolist())) == sorted((i, j) for i in range(C * M) for j in neg_sets[i])
+    pos_pairs = sorted((i, j) for i in range(C * M) for j in pos_sets[i])
+    neg_pairs = sorted((i, j) for i in range(C * M) for j in neg_sets[i])
+    assert sorted(zip(a1.tolist(), p.tolist(), strict=False)) == pos_pairs
+    assert sorted(zip(a2.tolist(), n.tolist(), strict=False)) == neg_pairs
     assert len(a2) == M * C * (C - 1)  # each anchor has its C - 1 synthetic negatives, never its own class
 
 

@@ -4,13 +4,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from core_helpers import chunk_major_labels, random_batch
 
 from gcahng.cacai import cacai
 from gcahng.errors import InputError
 from gcahng.generator import HardNegativeGenerator
 from gcahng.losses import METRIC_LOSSES, ProxyAnchorLoss
 from gcahng.training import build_optimizers
-from core_helpers import chunk_major_labels, random_batch
 
 C, M, D, K = 3, 2, 5, 7
 
@@ -20,8 +20,8 @@ def _slow_proxy_anchor(x, labels, proxies, margin=0.1, alpha=32.0):
     pos_terms, neg_total = [], 0.0
     for k in range(proxies.shape[0]):
         cos = [F.cosine_similarity(x[i], proxies[k], dim=0) for i in range(len(x))]
-        pos = [torch.exp(-alpha * (c - margin)) for c, y in zip(cos, labels) if y == k]
-        neg = [torch.exp(alpha * (c + margin)) for c, y in zip(cos, labels) if y != k]
+        pos = [torch.exp(-alpha * (c - margin)) for c, y in zip(cos, labels, strict=False) if y == k]
+        neg = [torch.exp(alpha * (c + margin)) for c, y in zip(cos, labels, strict=False) if y != k]
         if pos:
             pos_terms.append(torch.log1p(sum(pos)))
         neg_total = neg_total + (torch.log1p(sum(neg)) if neg else 0.0)

@@ -29,7 +29,9 @@ def test_avg_max_pool_matches_adaptive_pools() -> None:
     torch.testing.assert_close(avg_max_pool(x), expected)
 
 
-@pytest.mark.parametrize(("name", "builder"), [("resnet18", torchvision.models.resnet18), ("resnet50", torchvision.models.resnet50)])
+@pytest.mark.parametrize(
+    ("name", "builder"), [("resnet18", torchvision.models.resnet18), ("resnet50", torchvision.models.resnet50)]
+)
 def test_resnet_matches_torchvision(name: str, builder) -> None:
     gen = torch.Generator().manual_seed(0)
     reference = builder(weights=None).eval()

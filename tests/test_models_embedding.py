@@ -23,7 +23,9 @@ def test_registry_lists_the_backbones_of_the_method() -> None:
         create_embedding_model("resnet51", 8, pretrained=False)
 
 
-@pytest.mark.parametrize(("name", "features"), [("resnet50", 2048), ("googlenet", 1024), ("resnet18", 512), ("tiny_cnn", 1024)])
+@pytest.mark.parametrize(
+    ("name", "features"), [("resnet50", 2048), ("googlenet", 1024), ("resnet18", 512), ("tiny_cnn", 1024)]
+)
 def test_cnn_models_embed_without_normalising(name: str, features: int) -> None:
     model = create_embedding_model(name, 24, pretrained=False, image_size=32).eval()
     assert isinstance(model.fc[0], nn.BatchNorm1d) and model.fc[0].affine and model.fc[0].num_features == features
@@ -53,7 +55,7 @@ def test_frozen_backbone_bn_keeps_statistics_across_train_calls() -> None:
     before = [bn.running_mean.clone() for bn in bns]
     head_before = model.fc[0].running_mean.clone()
     model(torch.randn(8, 3, 32, 32) * 3 + 1).sum().backward()
-    assert all(torch.equal(b, bn.running_mean) for b, bn in zip(before, bns))
+    assert all(torch.equal(b, bn.running_mean) for b, bn in zip(before, bns, strict=False))
     assert not torch.equal(head_before, model.fc[0].running_mean)  # the head's BN1d still updates
     assert all(bn.weight.grad is not None for bn in bns)  # affine parameters still train
     model.eval().train()
@@ -125,7 +127,9 @@ def test_load_embedding_model_names_mismatching_keys() -> None:
     state = model.state_dict()
     with pytest.raises(CheckpointError, match=r"missing: fc\.1\.bias"):
         load_embedding_model(model.spec, {k: v for k, v in state.items() if k != "fc.1.bias"})
-    with pytest.raises(CheckpointError, match=r"shape mismatch: fc\.1\.weight \(file \(13, 1024\), model \(12, 1024\)\)"):
+    with pytest.raises(
+        CheckpointError, match=r"shape mismatch: fc\.1\.weight \(file \(13, 1024\), model \(12, 1024\)\)"
+    ):
         load_embedding_model(model.spec, {**state, "fc.1.weight": torch.zeros(13, 1024)})
     with pytest.raises(CheckpointError, match=r"unexpected: backbone\.extra"):
         load_embedding_model(model.spec, {**state, "backbone.extra": torch.zeros(1)})
@@ -139,7 +143,8 @@ def test_inference_build_imports_no_heavy_modules() -> None:
         "from gcahng.models import create_embedding_model, load_embedding_model\n"
         "m = create_embedding_model('resnet18', 8, pretrained=False)\n"
         "load_embedding_model(m.spec, m.state_dict())\n"
-        "heavy = [n for n in ('torchvision', 'timm', 'torch._dynamo', 'torch_geometric', 'sklearn', 'matplotlib') if n in sys.modules]\n"
+        "heavy = [n for n in ('torchvision', 'timm', 'torch._dynamo', 'torch_geometric', 'sklearn', 'matplotlib')\n"
+        "         if n in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

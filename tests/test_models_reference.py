@@ -5,9 +5,9 @@ copied from the specification) with random values of the listed shapes and dtype
 """
 from __future__ import annotations
 
-
 import pytest
 import torch
+from release_keys import release_state_dict
 
 from gcahng.errors import CheckpointError
 from gcahng.models import (
@@ -16,7 +16,6 @@ from gcahng.models import (
     load_reference_embedding_state_dict,
     reference_model_spec,
 )
-from release_keys import release_state_dict
 
 CASES = [("resnet50_K2.tsv", "resnet50"), ("resnet50_K1.tsv", "resnet50"), ("googlenet_K2.tsv", "googlenet")]
 
@@ -24,7 +23,9 @@ CASES = [("resnet50_K2.tsv", "resnet50"), ("resnet50_K1.tsv", "resnet50"), ("goo
 
 
 def _metric_model(full: dict[str, torch.Tensor], *, prefix: str = "feature_extractor.") -> dict[str, torch.Tensor]:
-    return {prefix + k.removeprefix("feature_extractor."): v for k, v in full.items() if k.startswith("feature_extractor.")}
+    return {
+        prefix + k.removeprefix("feature_extractor."): v for k, v in full.items() if k.startswith("feature_extractor.")
+    }
 
 
 @pytest.mark.parametrize(("file", "backbone"), CASES)
@@ -78,7 +79,9 @@ def test_release_mismatches_name_the_key() -> None:
     extra = {**full, "feature_extractor.backbone.model.layer5.weight": torch.zeros(3)}
     with pytest.raises(CheckpointError, match=r"unexpected: backbone\.model\.layer5\.weight"):
         load_reference_embedding_state_dict(model, extra)
-    with pytest.raises(CheckpointError, match=r"shape mismatch: fc\.1\.weight \(file \(512, 2048\), model \(128, 2048\)\)"):
+    with pytest.raises(
+        CheckpointError, match=r"shape mismatch: fc\.1\.weight \(file \(512, 2048\), model \(128, 2048\)\)"
+    ):
         load_reference_embedding_state_dict(create_embedding_model("resnet50", 128, pretrained=False), full)
     with pytest.raises(CheckpointError, match=r"googlenet backbone|googlenet embedding network"):
         load_reference_embedding_state_dict(create_embedding_model("googlenet", 512, pretrained=False), full)

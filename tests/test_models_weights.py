@@ -97,7 +97,10 @@ def test_torchvision_googlenet_file_with_auxiliary_heads_loads(tmp_path: Path) -
 def test_our_checkpoint_loads_backbone_and_fitting_head(tmp_path: Path) -> None:
     source = create_embedding_model("tiny_cnn", 16, pretrained=False, image_size=32)
     path = tmp_path / "last.pt"
-    torch.save({"format": "gcahng-checkpoint", "model_spec": source.spec.to_dict(), "model": source.state_dict(), "epoch": 3}, path)
+    torch.save(
+        {"format": "gcahng-checkpoint", "model_spec": source.spec.to_dict(), "model": source.state_dict(), "epoch": 3},
+        path,
+    )
     same = create_embedding_model("tiny_cnn", 16, weights=path, image_size=32)
     _assert_states_equal(same.state_dict(), source.state_dict())
     with pytest.warns(UserWarning, match="head starts from random initialisation"):
@@ -111,7 +114,8 @@ def test_safetensors_weights_load(tmp_path: Path) -> None:
     source = create_embedding_model("tiny_cnn", 16, pretrained=False, image_size=32)
     path = tmp_path / "model.safetensors"
     save_file(source.state_dict(), str(path))
-    _assert_states_equal(create_embedding_model("tiny_cnn", 16, weights=path, image_size=32).state_dict(), source.state_dict())
+    loaded = create_embedding_model("tiny_cnn", 16, weights=path, image_size=32)
+    _assert_states_equal(loaded.state_dict(), source.state_dict())
 
 
 def test_bad_weight_files_give_clear_errors(tmp_path: Path) -> None:
@@ -127,5 +131,7 @@ def test_bad_weight_files_give_clear_errors(tmp_path: Path) -> None:
         create_embedding_model("tiny_cnn", 8, weights=not_tensors, image_size=32)
     wrong = tmp_path / "resnet18.pt"
     torch.save(create_embedding_model("resnet18", 8, pretrained=False).state_dict(), wrong)
-    with pytest.raises(CheckpointError, match=r"resnet18.pt.*does not match the resnet50 backbone.*layer1\.0\.conv3\.weight"):
+    with pytest.raises(
+        CheckpointError, match=r"resnet18.pt.*does not match the resnet50 backbone.*layer1\.0\.conv3\.weight"
+    ):
         create_embedding_model("resnet50", 8, weights=wrong)

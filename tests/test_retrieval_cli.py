@@ -93,7 +93,7 @@ def test_text_output_and_python_api_agree(world):
     lines = result.output.strip().splitlines()
     assert lines[0] == f"query {query}  [plum]" and len(lines) == 5
     hits = Index.load(root / "index").query([query], k=4, embedder=load(ckpt))[0]
-    for line, hit in zip(lines[1:], hits):
+    for line, hit in zip(lines[1:], hits, strict=False):
         rank, score, path = line.split()[:3]
         assert (int(rank), path) == (hit.rank, hit.path) and float(score) == pytest.approx(hit.score, abs=1e-4)
 
@@ -112,7 +112,7 @@ def test_show_writes_grid_with_one_tile_per_result(world):
                                 GAP + r * (thumb + 2 * BORDER + CAPTION + GAP) + 1)) for c in range(k + 1)]
               for r in range(2)]
     results = Index.load(root / "index").query(queries, k=k, embedder=load(ckpt))
-    for row, query, hits in zip(frames, queries, results):
+    for row, query, hits in zip(frames, queries, results, strict=False):
         assert row[0] == QUERY
         assert row[1:] == [MATCH if hit.label == query.parent.name else MISMATCH for hit in hits]
         assert MISMATCH in row  # k = 5 > 4 images per class

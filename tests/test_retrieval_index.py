@@ -69,7 +69,7 @@ def test_approximate_recall_is_measured_like_brute_force(index_type):
     sample = np.random.default_rng(0).choice(2000, size=1000, replace=False)
     _, exact = _brute_force(vectors, vectors[sample], 10)
     approx = index.search(vectors[sample], 10).ids
-    expected = np.mean([len(set(e) & set(a)) / 10 for e, a in zip(exact, approx)])
+    expected = np.mean([len(set(e) & set(a)) / 10 for e, a in zip(exact, approx, strict=False)])
     assert index.recall == pytest.approx(expected, abs=2e-3)
     assert 0.5 < index.recall <= 1.0
 

@@ -22,7 +22,9 @@ from gcahng.config import (
 from gcahng.errors import ConfigError
 from gcahng.training.build import build_model, build_training_parts
 
-REFERENCE = [f"{d}_{b}" for d in ("cub200", "cars196", "sop", "inshop") for b in ("googlenet", "resnet50", "dino_vits16")]
+REFERENCE = [
+    f"{d}_{b}" for d in ("cub200", "cars196", "sop", "inshop") for b in ("googlenet", "resnet50", "dino_vits16")
+]
 
 
 def test_the_twelve_reference_presets_and_digits_ship_with_the_package() -> None:
@@ -31,7 +33,7 @@ def test_the_twelve_reference_presets_and_digits_ship_with_the_package() -> None
     assert sorted(p.name for p in top_level.glob("*.yaml")) == sorted(p.name for p in PRESETS_DIR.glob("*.yaml"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model(backbone: str, dim: int, image_size: int):
     cfg = TrainConfig(backbone=backbone, embedding_dim=dim, image_size=image_size, pretrained=False)
     return build_model(cfg)

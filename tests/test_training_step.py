@@ -5,13 +5,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from core_helpers import chunk_major_labels
 from torch import nn
 
 from gcahng.generator import HardNegativeGenerator
 from gcahng.graph import build_batch_graph
 from gcahng.losses import GeneratorLossWeights, NPairLoss, generator_loss
 from gcahng.training import NonFiniteLossError, Optimizers, StepConfig, TrainingStep, build_optimizers
-from core_helpers import chunk_major_labels
 
 C, M, D, IN = 4, 3, 8, 12
 
@@ -24,7 +24,9 @@ class RecordingAdamW(torch.optim.AdamW):
         self.seen: list[list[torch.Tensor]] = []
 
     def step(self, closure=None):
-        self.seen.append([p.grad.clone() if p.grad is not None else None for g in self.param_groups for p in g["params"]])
+        self.seen.append(
+            [p.grad.clone() if p.grad is not None else None for g in self.param_groups for p in g["params"]]
+        )
         return super().step(closure)
 
 
@@ -45,13 +47,14 @@ def _setup(seed=0, lr=0.0, optimizer=RecordingAdamW):
 def _grads(loss, params):
     params = list(params)
     trainable = [p for p in params if p.requires_grad]
-    grads = dict(zip(map(id, trainable), torch.autograd.grad(loss, trainable, retain_graph=True, allow_unused=True)))
+    computed = torch.autograd.grad(loss, trainable, retain_graph=True, allow_unused=True)
+    grads = dict(zip(map(id, trainable), computed, strict=False))
     return [g.clamp(-10, 10) if (g := grads.get(id(p))) is not None else torch.zeros_like(p) for p in params]
 
 
 def _assert_same(actual, expected):
     assert len(actual) == len(expected)
-    for a, e in zip(actual, expected):
+    for a, e in zip(actual, expected, strict=False):
         torch.testing.assert_close(a if a is not None else torch.zeros_like(e), e, rtol=1e-5, atol=1e-6)
 
 
@@ -99,7 +102,7 @@ def test_each_optimizer_changes_only_its_own_parameters(active):
     before = {name: [p.detach().clone() for p in mod.parameters()] for name, mod in owners.items()}
     TrainingStep(net, gen, opts)(x, y, C, M)
     for name, mod in owners.items():
-        changed = any(not torch.equal(b, p) for b, p in zip(before[name], mod.parameters()))
+        changed = any(not torch.equal(b, p) for b, p in zip(before[name], mod.parameters(), strict=False))
         assert changed == (name == active), name
 
 
@@ -172,7 +175,7 @@ def test_non_finite_loss_stops_before_any_update():
     before = [p.detach().clone() for p in [*net.parameters(), *gen.parameters()]]
     with pytest.raises(NonFiniteLossError, match="the embeddings became NaN or infinite"):
         TrainingStep(net, gen, opts, config=StepConfig(mode="none"))(x, y, C, M)
-    assert all(torch.equal(b, p) for b, p in zip(before, [*net.parameters(), *gen.parameters()]))
+    assert all(torch.equal(b, p) for b, p in zip(before, [*net.parameters(), *gen.parameters()], strict=False))
 
 
 @pytest.mark.parametrize("mode, keys", [
@@ -218,7 +221,8 @@ def test_build_optimizers_uses_backbone_and_head_groups():
     assert lrs == [1e-4, 1e-3]
     assert opts.gcl.param_groups[0]["lr"] == 3e-4 and opts.gcl.param_groups[0]["weight_decay"] == 1e-4
     assert opts.classifier.param_groups[0]["lr"] == 1e-3
-    assert opts.classifier.param_groups[0]["weight_decay"] == torch.optim.AdamW([torch.zeros(1)]).defaults["weight_decay"]
+    default_decay = torch.optim.AdamW([torch.zeros(1)]).defaults["weight_decay"]
+    assert opts.classifier.param_groups[0]["weight_decay"] == default_decay
 
 
 def test_metric_loss_parameters_join_the_embedding_optimizer_with_their_multiplier():

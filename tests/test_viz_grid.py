@@ -1,8 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from gcahng.viz.grid import (BORDER, CAPTION, GAP, MATCH, MISMATCH, QUERY, UNKNOWN, draw_grid, query_tile,
-                             result_tile)
+from gcahng.viz.grid import BORDER, CAPTION, GAP, MATCH, MISMATCH, QUERY, UNKNOWN, draw_grid, query_tile, result_tile
 
 
 def _image(path, color, size=(50, 30)):

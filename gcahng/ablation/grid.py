@@ -68,7 +68,7 @@ class Axis:
     points: tuple[tuple[Any, ...], ...]
 
     def assignment(self, index: int) -> dict[str, Any]:
-        return dict(zip(self.keys, self.points[index]))
+        return dict(zip(self.keys, self.points[index], strict=False))
 
 
 def _yaml(item: str, text: str) -> Any:
@@ -210,12 +210,16 @@ def _cell_configs(base: TrainConfig, axes: Sequence[Axis]) -> list[TrainConfig]:
     index_sets = list(itertools.product(*(range(len(axis.points)) for axis in axes)))
     results = []
     for indices in index_sets:
-        values = {k: v for axis, i in zip(axes, indices) for k, v in axis.assignment(i).items()}
+        values = {k: v for axis, i in zip(axes, indices, strict=False) for k, v in axis.assignment(i).items()}
         results.append(_attempt(base, values, f"--grid cell {_label(values)}"))
-    for indices, result in zip(index_sets, results):
+    for indices, result in zip(index_sets, results, strict=False):
         if isinstance(result, ConfigError):
-            for position, (axis, i) in enumerate(zip(axes, indices)):
-                if all(isinstance(r, ConfigError) for ix, r in zip(index_sets, results) if ix[position] == i):
+            for position, (axis, i) in enumerate(zip(axes, indices, strict=False)):
+                if all(
+                    isinstance(r, ConfigError)
+                    for ix, r in zip(index_sets, results, strict=False)
+                    if ix[position] == i
+                ):
                     _with(base, axis.assignment(i), f"--grid {_label(axis.assignment(i))}")  # raises if bad alone
             raise result
     return [r for r in results if isinstance(r, TrainConfig)]

@@ -28,7 +28,7 @@ def plot_results(summaries: Sequence[CellSummary], keys: Sequence[str], *, datas
                label=METRIC_TITLES[metric])
     labels = ["\n".join(format_value(s.cell.values[k]) for k in keys) or s.cell.label for s in summaries]
     ax.set_xticks(x, labels, fontsize=8)
-    for tick, s in zip(ax.get_xticklabels(), summaries):
+    for tick, s in zip(ax.get_xticklabels(), summaries, strict=False):
         if s.cell.slug in best:
             tick.set_fontweight("bold")
     seeds = sorted({len(s.runs) for s in summaries})

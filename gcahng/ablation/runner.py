@@ -94,7 +94,7 @@ def run_ablation(plan: AblationPlan, out_dir: str | Path, *, command: str, progr
     log(f"ablation: {len(plan.cells)} cell(s) x {len(plan.seeds)} seed(s) = {len(plan.runs)} run(s) in {out_dir}"
         + (f"; {done} already finished" if done else ""))
     results: dict[str, list[SeedResult]] = {cell.slug: [] for cell in plan.cells}
-    for index, (run, state) in enumerate(zip(plan.runs, states), start=1):
+    for index, (run, state) in enumerate(zip(plan.runs, states, strict=False), start=1):
         run_dir = out_dir / run.folder
         head = f"[{index}/{len(plan.runs)}] {run.cell.label}, seed {run.seed}"
         if state == "finished":

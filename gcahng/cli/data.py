@@ -24,7 +24,9 @@ def list_datasets() -> None:
 
 @data.command()
 @click.argument("name")
-@click.option("--data-root", required=True, type=click.Path(file_okay=False), help="Folder to download and extract into.")
+@click.option(
+    "--data-root", required=True, type=click.Path(file_okay=False), help="Folder to download and extract into."
+)
 def download(name: str, data_root: str) -> None:
     """Download, verify (size + SHA-256), extract and validate dataset NAME."""
     records = download_dataset(name, data_root, show_progress=True, log=click.echo)
@@ -35,7 +37,9 @@ def download(name: str, data_root: str) -> None:
 @data.command()
 @click.argument("name")
 @click.option("--data-root", type=click.Path(), default=None, help="The dataset's root folder (not needed for digits).")
-@click.option("--split-file", type=click.Path(dir_okay=False), default=None, help="folder datasets: class -> split file.")
+@click.option(
+    "--split-file", type=click.Path(dir_okay=False), default=None, help="folder datasets: class -> split file."
+)
 @click.option("--header-only", is_flag=True, help="Read image headers only (fast; misses truncated files).")
 @click.option("--workers", type=int, default=None, help="Threads decoding images (default: CPU count).")
 def check(name: str, data_root: str | None, split_file: str | None, header_only: bool, workers: int | None) -> None:

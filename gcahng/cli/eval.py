@@ -48,7 +48,9 @@ def eval_command(checkpoint: Path, dataset: str | None, data_root: str | None, s
     wanted = source.eval_splits if split == "test" else (split,)
     missing = [s for s in wanted if s not in splits]
     if missing:
-        raise InputError(f"dataset {dataset!r} has no split {missing[0]!r}; choose from test, {', '.join(sorted(splits))}")
+        raise InputError(
+            f"dataset {dataset!r} has no split {missing[0]!r}; choose from test, {', '.join(sorted(splits))}"
+        )
     datasets = {s: ImageDataset(splits[s], name=dataset, split=s) for s in wanted}
     metrics = evaluate_split(model, datasets, split, dataset_name=dataset, device=resolve_device(device),
                              batch_size=batch_size, workers=workers)

@@ -57,7 +57,8 @@ _RESUMABLE = {"device", "workers"}
 @click.option("--gcl-iterations", type=click.IntRange(min=1), help="K: GCL iterations.")
 @click.option("--heads", type=click.IntRange(min=1), help="H: attention heads (must divide --embedding-dim).")
 @click.option("--random-weighting", type=click.Choice(RANDOM_WEIGHTINGS),
-              help="CACAI mixing weights: shared (the reference: one draw per chunk pair, shared by the whole batch) or per-pair (one per anchor and negative class).")
+              help="CACAI mixing weights: shared (the reference: one draw per chunk pair, shared by the whole batch) "
+              "or per-pair (one per anchor and negative class).")
 @click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
               help="Import MODULE (e.g. my_lab.layers) to register components; appended to the config's plugins. "
                    "Repeatable.")

@@ -42,7 +42,7 @@ def retrieve_command(
     query_labels = [index.label_of(path) for path in query_paths]
 
     report = []
-    for path, label, hits in zip(query_paths, query_labels, results):
+    for path, label, hits in zip(query_paths, query_labels, results, strict=False):
         report.append({
             "query": str(path),
             "label": label,

@@ -15,7 +15,8 @@ Evaluation: ``DataLoader(ds, batch_size=..., shuffle=False, collate_fn=collate_b
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import default_collate

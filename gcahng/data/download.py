@@ -13,8 +13,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 from tqdm import tqdm
 
@@ -171,7 +172,8 @@ def _download(
                 ) from None
     if written < spec.size:
         raise OfflineError(
-            f"the download of {spec.url} ended after {written:,} of {spec.size:,} bytes; run the command again to resume"
+            f"the download of {spec.url} ended after {written:,} of {spec.size:,} bytes; "
+            "run the command again to resume"
         )
 
 

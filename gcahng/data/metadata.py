@@ -5,8 +5,8 @@ report a malformed line as ``<file>:<line number>: <what is wrong>: <the line>``
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from gcahng.errors import DataError
 
@@ -48,7 +48,7 @@ def header_lines(path: Path, count: int) -> list[str]:
     """The first ``count`` lines of a text file (fewer if the file is shorter), stripped."""
     try:
         with path.open(encoding="utf-8-sig") as handle:
-            return [line.strip() for _, line in zip(range(count), handle)]
+            return [line.strip() for _, line in zip(range(count), handle, strict=False)]
     except FileNotFoundError:
         raise DataError(f"missing metadata file {path}") from None
     except (OSError, UnicodeDecodeError) as err:

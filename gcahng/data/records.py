@@ -35,7 +35,7 @@ class SplitRecords:
         """The images whose class id is in ``keep``, with the label space restricted to it."""
         mask = np.isin(self.class_keys, sorted(keep))
         return SplitRecords(
-            paths=[p for p, m in zip(self.paths, mask) if m],
+            paths=[p for p, m in zip(self.paths, mask, strict=False) if m],
             class_keys=self.class_keys[mask],
             class_names={k: v for k, v in self.class_names.items() if k in keep},
             images=None if self.images is None else self.images[mask],

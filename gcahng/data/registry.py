@@ -6,9 +6,10 @@ it. Register your own with ``DATASETS.register("mine")(DatasetSource(...))``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gcahng.data.dataset import ImageDataset, Transform
 from gcahng.data.records import SplitRecords, hold_out_validation

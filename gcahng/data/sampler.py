@@ -1,7 +1,7 @@
 """``ClassBalancedBatchSampler``: batches of ``C`` distinct classes x ``m`` images, chunk-major."""
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from torch.utils.data import BatchSampler

@@ -1,7 +1,7 @@
 """Image transforms of method.md §7, with the size, crop scale and flip configurable."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torchvision import transforms as T
 

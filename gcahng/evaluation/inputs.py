@@ -1,7 +1,8 @@
 """Validation and conversion of the embeddings and labels handed to the evaluation."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -69,7 +70,7 @@ def recall_ks(ks: Sequence[int]) -> tuple[int, ...]:
         values = [int(k) for k in ks]
     except (TypeError, ValueError):
         raise InputError(f"ks must be a sequence of positive integers, got {ks!r}") from None
-    if any(k < 1 or k != float(kk) for k, kk in zip(values, ks)):
+    if any(k < 1 or k != float(kk) for k, kk in zip(values, ks, strict=False)):
         raise InputError(f"ks must be positive integers, got {tuple(ks)!r}")
     return tuple(sorted(set(values) | {1}))
 

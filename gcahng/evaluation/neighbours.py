@@ -2,13 +2,14 @@
 
 faiss's exact inner-product search does the work (``faiss.knn``: the brute-force kernel
 behind ``IndexFlatIP``, run on the gallery array in place instead of a copy held by an
-index). This module adds what the metrics need on top of it: the query excluded from its own list by index (leave-one-out), a deterministic
-order among equal scores (smaller gallery index first), and bounded memory (queries are
+index). This module adds what the metrics need on top of it: the query excluded from its
+own list by index (leave-one-out), a deterministic order among equal scores (smaller
+gallery index first), and bounded memory (queries are
 searched ``chunk_size`` at a time, so only one chunk's lists exist at once).
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import faiss
 import numpy as np

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from gcahng.errors import InputError
 
@@ -80,8 +81,8 @@ class RetrievalMetrics:
             columns.append(("NMI", self.nmi))
         cells = [(name, f"{100 * value:.1f}") for name, value in columns]
         widths = [max(len(name), len(value)) for name, value in cells]
-        header = "  ".join(name.rjust(width) for (name, _), width in zip(cells, widths))
-        values = "  ".join(value.rjust(width) for (_, value), width in zip(cells, widths))
+        header = "  ".join(name.rjust(width) for (name, _), width in zip(cells, widths, strict=False))
+        values = "  ".join(value.rjust(width) for (_, value), width in zip(cells, widths, strict=False))
         note = f"{self.num_queries} queries"
         if self.num_queries_without_relevant:
             note += f"; {self.num_queries_without_relevant} without a same-label item, left out of MAP@R and RP"

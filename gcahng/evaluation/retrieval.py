@@ -1,7 +1,8 @@
 """Recall@K, MAP@R and R-Precision (and optionally NMI) from embeddings and labels."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -9,12 +9,12 @@ from torch.utils.checkpoint import checkpoint
 from torch_geometric.data import Data
 
 from gcahng.errors import InputError
-from gcahng.graph.registries import EDGE_TO_NODE, NODE_TO_EDGE, NODE_TO_NODE, Skip
 
 # importing the layer modules registers the built-in layers
 from gcahng.graph import edge_to_node as _edge_to_node  # noqa: F401
 from gcahng.graph import node_to_edge as _node_to_edge  # noqa: F401
 from gcahng.graph import node_to_node as _node_to_node  # noqa: F401
+from gcahng.graph.registries import EDGE_TO_NODE, NODE_TO_EDGE, NODE_TO_NODE, Skip
 
 
 class GeluNorm(nn.Module):

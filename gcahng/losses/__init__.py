@@ -9,9 +9,9 @@ from gcahng.losses.generator import (
 from gcahng.losses.npair import NPairLoss
 from gcahng.losses.pml import MultiSimilarityLoss, TripletMarginLoss
 from gcahng.losses.proxy_anchor import ProxyAnchorLoss
-from gcahng.losses.synthetic_adapter import SyntheticNegativeAdapter, anchor_specific_pairs
 from gcahng.losses.registry import METRIC_LOSSES
 from gcahng.losses.regularization import L2_WEIGHT, l2_per_row
+from gcahng.losses.synthetic_adapter import SyntheticNegativeAdapter, anchor_specific_pairs
 
 __all__ = [
     "METRIC_LOSSES", "NPairLoss", "L2_WEIGHT", "l2_per_row",

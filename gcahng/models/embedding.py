@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -65,7 +65,7 @@ class EmbeddingModel(nn.Module):
         for param in self.backbone.parameters():
             param.requires_grad_(trainable)
 
-    def train(self, mode: bool = True) -> "EmbeddingModel":
+    def train(self, mode: bool = True) -> EmbeddingModel:
         super().train(mode)
         if self._backbone_bn_frozen:
             for layer in self.backbone.modules():

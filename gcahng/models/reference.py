@@ -9,7 +9,8 @@ rename; the GCL and classifier weights are training aids and are not loaded here
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

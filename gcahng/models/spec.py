@@ -5,8 +5,9 @@ pretrained weights (the weights come from the checkpoint) and to prepare images 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from gcahng.errors import InputError
 
@@ -67,7 +68,7 @@ class ModelSpec:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
         """Inverse of :meth:`to_dict`; unknown or missing keys raise ``InputError`` naming them."""
         if not isinstance(data, Mapping):
             raise InputError(f"a model spec must be a mapping, got {type(data).__name__}")

@@ -13,8 +13,9 @@ Keys of parts our networks drop (ImageNet classifiers, auxiliary heads: the back
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn

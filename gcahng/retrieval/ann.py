@@ -70,5 +70,5 @@ def recall_against_exact(
     queries = np.ascontiguousarray(embeddings[rows])
     _, exact = faiss.knn(queries, embeddings, k, metric=faiss.METRIC_INNER_PRODUCT)
     _, approx = index.search(queries, k)
-    hits = sum(len(np.intersect1d(e, a[a >= 0])) for e, a in zip(exact, approx))
+    hits = sum(len(np.intersect1d(e, a[a >= 0])) for e, a in zip(exact, approx, strict=False))
     return hits / (len(rows) * k)

@@ -5,9 +5,10 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence, Union
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from gcahng.models.embedding import EmbeddingModel
     from gcahng.models.spec import ModelSpec
 
-ImageLike = Union[str, Path, Image.Image]
+ImageLike = str | Path | Image.Image
 FEW_IMAGES = 8
 
 
@@ -55,7 +56,7 @@ class Embedder:
 
     def __init__(
         self,
-        model: "EmbeddingModel",
+        model: EmbeddingModel,
         transform: Callable[[Image.Image], torch.Tensor],
         *,
         fingerprint: str,
@@ -69,7 +70,7 @@ class Embedder:
         self.checkpoint = checkpoint
 
     @property
-    def spec(self) -> "ModelSpec":
+    def spec(self) -> ModelSpec:
         return self.model.spec
 
     @property

@@ -1,8 +1,8 @@
 """Finding image files in folders, and class labels from an ImageFolder-style layout."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from gcahng.data.images import IMAGE_EXTENSIONS, is_hidden_file, is_image_name
 from gcahng.errors import InputError

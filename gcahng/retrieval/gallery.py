@@ -1,9 +1,10 @@
 """Embedding many images (files or a dataset split), skipping and listing the unreadable ones."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -42,7 +43,7 @@ class _PathImages:
 class _DatasetImages:
     """Image ``i`` = ``dataset.load_image(indices[i])`` (works for in-memory datasets too)."""
 
-    def __init__(self, dataset: "ImageDataset", indices: Sequence[int]) -> None:
+    def __init__(self, dataset: ImageDataset, indices: Sequence[int]) -> None:
         self.dataset, self.indices = dataset, indices
 
     def __call__(self, i: int) -> Image.Image:
@@ -120,7 +121,7 @@ def embed_files(
 
 def embed_dataset(
     embedder: Embedder,
-    dataset: "ImageDataset",
+    dataset: ImageDataset,
     indices: Sequence[int] | None = None,
     *,
     batch_size: int = 64,

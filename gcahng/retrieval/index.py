@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
@@ -75,14 +76,14 @@ class SearchResults:
 
     scores: np.ndarray
     ids: np.ndarray
-    index: "Index" = field(repr=False)
+    index: Index = field(repr=False)
 
     def __len__(self) -> int:
         return self.ids.shape[0]
 
     def __getitem__(self, query: int) -> list[Hit]:
         hits = []
-        for rank, (item, score) in enumerate(zip(self.ids[query], self.scores[query]), start=1):
+        for rank, (item, score) in enumerate(zip(self.ids[query], self.scores[query], strict=False), start=1):
             if item < 0:
                 break
             hits.append(Hit(rank, int(item), self.index.paths[item], float(score), self.index.label(int(item))))
@@ -155,7 +156,7 @@ class Index:
         index_type: str = "flat",
         params: dict[str, int] | None = None,
         source: dict[str, Any] | None = None,
-    ) -> "Index":
+    ) -> Index:
         """Index ``embeddings`` (N, D) of the images at ``paths`` (L2-normalised here).
 
         Existing files are stored as absolute paths, so the index works from any folder.
@@ -209,7 +210,7 @@ class Index:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Index":
+    def load(cls, directory: str | Path) -> Index:
         """Read an index directory written by :meth:`save` (or ``gcahng index``).
 
         Raises :class:`CheckpointError` naming the directory when it is missing or malformed.
@@ -293,7 +294,7 @@ class Index:
             scores, ids = self.faiss_index.search(l2_normalise(queries), min(k, len(self)))
         return SearchResults(scores=scores, ids=ids, index=self)
 
-    def check_embedder(self, embedder: "Embedder") -> None:
+    def check_embedder(self, embedder: Embedder) -> None:
         """Raise :class:`CheckpointError` unless ``embedder`` is the model that built this index."""
         if embedder.embedding_dim != self.dim:
             raise CheckpointError(
@@ -307,7 +308,7 @@ class Index:
                 f"(fingerprint {embedder.fingerprint}); rebuild the index or pass the matching checkpoint"
             )
 
-    def load_embedder(self, checkpoint: str | Path | None = None, device: str = "cpu") -> "Embedder":
+    def load_embedder(self, checkpoint: str | Path | None = None, device: str = "cpu") -> Embedder:
         """The model that built this index: ``checkpoint`` if given, else the recorded one; checked."""
         from gcahng.retrieval.embedder import load
 
@@ -322,9 +323,9 @@ class Index:
 
     def query(
         self,
-        images_or_paths: "Sequence[str | Path | Image.Image] | str | Path | Image.Image",
+        images_or_paths: Sequence[str | Path | Image.Image] | str | Path | Image.Image,
         k: int = 10,
-        embedder: "Embedder | None" = None,
+        embedder: Embedder | None = None,
     ) -> SearchResults:
         """Embed images (paths or PIL images) with ``embedder`` (default: the index's model) and search."""
         embedder = embedder if embedder is not None else self.load_embedder()

@@ -6,7 +6,8 @@ the two), so retrieval embeds images exactly as evaluation does.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ class TestTransform:
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
 
     @classmethod
-    def for_spec(cls, spec: Any) -> "TestTransform":
+    def for_spec(cls, spec: Any) -> TestTransform:
         """The transform a ``ModelSpec`` asks for."""
         return cls(spec.image_size, spec.resize_size, spec.mean, spec.std)
 

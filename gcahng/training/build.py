@@ -66,7 +66,9 @@ def load_datasets(cfg: TrainConfig) -> dict[str, ImageDataset | OrientedClasses]
     and, for ``selection: val``, the held-out ``val`` split (test transform)."""
     val = {"val_fraction": cfg.val_fraction, "val_count": cfg.val_count} if cfg.selection == "val" else {}
     splits = read_splits(cfg.dataset, cfg.data_root, val_seed=cfg.seed, **val)
-    train_transform = build_transforms(True, cfg.image_size, cfg.resize_size, crop_scale=cfg.crop_scale, hflip=cfg.hflip)
+    train_transform = build_transforms(
+        True, cfg.image_size, cfg.resize_size, crop_scale=cfg.crop_scale, hflip=cfg.hflip
+    )
     wanted = ["train", *DATASETS.get(cfg.dataset).eval_splits] + (["val"] if cfg.selection == "val" else [])
     datasets = {split: ImageDataset(splits[split], name=cfg.dataset, split=split) for split in wanted}
     datasets["train"] = OrientedClasses(datasets["train"], cfg.class_augmentation, transform=train_transform)
@@ -77,7 +79,9 @@ def train_loader(cfg: TrainConfig, dataset: OrientedClasses, device: torch.devic
     """C x m batches (``floor(N / (C*m))`` per epoch); call ``loader.batch_sampler.set_epoch``
     and seed ``loader.generator`` before each epoch."""
     if cfg.classes_per_batch > dataset.num_classes:
-        oriented = f", {dataset.base.num_classes} x {dataset.orientations} orientations" if dataset.orientations > 1 else ""
+        oriented = (
+            f", {dataset.base.num_classes} x {dataset.orientations} orientations" if dataset.orientations > 1 else ""
+        )
         raise ConfigError(
             f"classes_per_batch={cfg.classes_per_batch} but the training split of {cfg.dataset} has only "
             f"{dataset.num_classes} classes ({'after holding out validation classes' + oriented}); "

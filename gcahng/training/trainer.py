@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tqdm import tqdm
 
@@ -207,8 +208,12 @@ class Trainer:
                 losses = parts.step(images, batch.labels, cfg.classes_per_batch, cfg.per_class)
             except NonFiniteLossError as err:
                 last = self.run_dir / LAST
-                kept = f"the last good checkpoint {last} is intact" if last.exists() else "no checkpoint was written yet"
-                raise TrainingStopped(f"training stopped in epoch {epoch + 1}, iteration {count}: {err}; {kept}") from err
+                kept = (
+                    f"the last good checkpoint {last} is intact" if last.exists() else "no checkpoint was written yet"
+                )
+                raise TrainingStopped(
+                    f"training stopped in epoch {epoch + 1}, iteration {count}: {err}; {kept}"
+                ) from err
             for name, value in losses.items():
                 sums[name] += value
             bar.set_postfix({name: f"{total / count:.3f}" for name, total in sums.items()}, refresh=False)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from matplotlib.figure import Figure
 
@@ -66,7 +67,7 @@ def plot_curves(records: Sequence[dict[str, Any]], title: str = "Training curves
     fig = Figure(figsize=(4.2 * columns, 3.2 * rows), layout="constrained")
     fig.suptitle(title, fontsize=14)
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
-    for ax, key in zip(axes, loss_keys):
+    for ax, key in zip(axes, loss_keys, strict=False):
         epochs, values = _series(records, "loss", key)
         ax.plot(epochs, values, marker="o" if len(epochs) < 30 else None, markersize=3, color="tab:blue")
         ax.set_title(f"loss {key}")
@@ -76,7 +77,7 @@ def plot_curves(records: Sequence[dict[str, Any]], title: str = "Training curves
     if eval_keys:
         ax = axes[len(loss_keys)]
         splits = sorted({str(r["eval"].get("split", "eval")) for r in records if "eval" in r})
-        for key, color in zip(eval_keys, ("tab:green", "tab:purple")):
+        for key, color in zip(eval_keys, ("tab:green", "tab:purple"), strict=False):
             epochs, values = _series(records, "eval", key)
             scale = 100.0 if max(values, default=0.0) <= 1.0 else 1.0  # fractions shown as percent
             ax.plot(epochs, [scale * v for v in values], marker="o", markersize=3, color=color, label=key)

@@ -6,9 +6,9 @@ result is its cosine similarity (and its class, when known). Drawn with PIL only
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 

@@ -1,7 +1,7 @@
 """A 2-D t-SNE map of embeddings, one colour and marker per class, with a legend."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib import colormaps

@@ -52,7 +52,8 @@ def _load_mat(path: Path) -> dict:
 def _struct_fields(mat: dict, variable: str, path: Path, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The named fields of a struct array variable, each as a 1-D array, read by field name."""
     if variable not in mat:
-        raise DataError(f"{path} has no variable {variable!r} (has: {', '.join(k for k in mat if not k.startswith('__'))})")
+        present = ", ".join(k for k in mat if not k.startswith("__"))
+        raise DataError(f"{path} has no variable {variable!r} (has: {present})")
     array = np.atleast_1d(mat[variable])
     names = array.dtype.names or ()
     missing = [f for f in fields if f not in names]
@@ -83,7 +84,7 @@ def _read_all_images(base: Path) -> dict[str, SplitRecords]:
     names = _class_names(mat, path)
     fields = _struct_fields(mat, "annotations", path, ("relative_im_path", "class"))
     where = [f"{path} annotation {row}" for row in range(1, len(fields["class"]) + 1)]
-    paths = [safe_join(base, str(rel), w) for rel, w in zip(fields["relative_im_path"], where)]
+    paths = [safe_join(base, str(rel), w) for rel, w in zip(fields["relative_im_path"], where, strict=False)]
     classes = _class_ids(fields["class"], names, path)
     verify_files(base, paths, where)
     return split_by_class(paths, classes, names, TRAIN_CLASSES)
@@ -98,7 +99,11 @@ def _read_devkit(base: Path) -> dict[str, SplitRecords]:
     devkit = base / "devkit"
     names = _class_names(_load_mat(devkit / "cars_meta.mat"), devkit / "cars_meta.mat")
     test_labels = next(
-        (p for p in (base / "cars_test_annos_withlabels.mat", devkit / "cars_test_annos_withlabels.mat") if p.is_file()),
+        (
+            p
+            for p in (base / "cars_test_annos_withlabels.mat", devkit / "cars_test_annos_withlabels.mat")
+            if p.is_file()
+        ),
         None,
     )
     if test_labels is None:
@@ -113,7 +118,7 @@ def _read_devkit(base: Path) -> dict[str, SplitRecords]:
         fields = _struct_fields(_load_mat(annos), "annotations", annos, ("fname", "class"))
         images = _image_folder(base, folder)
         rows = [f"{annos} annotation {row}" for row in range(1, len(fields["class"]) + 1)]
-        paths += [safe_join(images, str(name), w) for name, w in zip(fields["fname"], rows)]
+        paths += [safe_join(images, str(name), w) for name, w in zip(fields["fname"], rows, strict=False)]
         classes += _class_ids(fields["class"], names, annos)
         where += rows
     verify_files(base, paths, where)

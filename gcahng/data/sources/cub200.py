@@ -47,7 +47,9 @@ def read_cub200(root: Path) -> dict[str, SplitRecords]:
         labels[image_id] = class_id
     unlabelled = sorted(set(images) - set(labels))
     if unlabelled:
-        raise DataError(f"{len(unlabelled)} image id(s) of {images_file} have no line in {labels_file}, e.g. {unlabelled[:5]}")
+        raise DataError(
+            f"{len(unlabelled)} image id(s) of {images_file} have no line in {labels_file}, e.g. {unlabelled[:5]}"
+        )
     ids = sorted(images)
     paths = [images[i][0] for i in ids]
     verify_files(base, paths, [images[i][1] for i in ids])

@@ -37,7 +37,9 @@ def _find_partition(root: Path) -> Path:
     for place in _PLACES:
         if (root / place / PARTITION).is_file():
             return root / place / PARTITION
-    raise DataError(f"expected {root / 'Eval' / PARTITION} (or {root / PARTITION}), but it does not exist.\n{HOW_TO_GET}")
+    raise DataError(
+        f"expected {root / 'Eval' / PARTITION} (or {root / PARTITION}), but it does not exist.\n{HOW_TO_GET}"
+    )
 
 
 def _image_base(dataset_dir: Path) -> tuple[Path, str | None]:

@@ -5,8 +5,7 @@ stays cheap; ``gcahng.HardNegativeGenerator`` and friends resolve on first acces
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gcahng._lazy import lazy_module_attributes
 
 __version__ = "0.1.0"
 
@@ -31,14 +30,4 @@ _LAZY: dict[str, str] = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gcahng' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_module_attributes(__name__, _LAZY)

@@ -10,8 +10,7 @@ Names are imported on first use, so that ``from gcahng.data.images import load_r
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gcahng._lazy import lazy_module_attributes
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
@@ -43,14 +42,4 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gcahng.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_module_attributes(__name__, _LAZY)

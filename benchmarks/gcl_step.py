@@ -30,6 +30,7 @@ from torch import Tensor
 
 from gcahng.cacai import cacai
 from gcahng.graph import GCL, build_batch_graph
+from gcahng.hyperparameters import GCLConfig
 
 RESULTS = Path(__file__).parent / "results" / "gcl_step.md"
 
@@ -84,7 +85,7 @@ def dense_gcl(gcl: GCL, z: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
 def run_one(impl: str, C: int, m: int, D: int, K: int, H: int, repeats: int) -> dict:
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     torch.manual_seed(0)
-    gcl = GCL(D, 100, iterations=K, heads=H).eval()  # eval: no dropout, so outputs can be compared
+    gcl = GCL(D, 100, GCLConfig(iterations=K, heads=H)).eval()  # eval: no dropout, so outputs can be compared
     labels = torch.arange(C).repeat(m)
     z0 = torch.randn(C * m, D)
 

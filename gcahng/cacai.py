@@ -8,15 +8,12 @@ candidates of each negative class are mixed by random weighting.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor
 
+from gcahng.choices import RANDOM_WEIGHTINGS, RandomWeighting
 from gcahng.errors import InputError
-
-RandomWeighting = Literal["shared", "per-pair"]
-RANDOM_WEIGHTINGS: tuple[str, ...] = ("shared", "per-pair")
 
 
 @dataclass(frozen=True)
@@ -37,7 +34,7 @@ class SyntheticNegatives:
 
 
 def _mixing_weights(
-    m: int, C: int, mode: str, generator: torch.Generator | None, like: Tensor
+    m: int, C: int, mode: RandomWeighting, generator: torch.Generator | None, like: Tensor
 ) -> Tensor:
     """Random-weighting draws ``u``, shaped to broadcast over (m, m-1, C, C, 1).
 
@@ -87,7 +84,7 @@ def cacai(
     classes_per_batch: int,
     per_class: int,
     *,
-    random_weighting: str = "shared",
+    random_weighting: RandomWeighting = "shared",
     generator: torch.Generator | None = None,
 ) -> SyntheticNegatives:
     """Synthesise hard negatives (method.md §4).

@@ -5,14 +5,17 @@
     save_config(cfg, run_dir / "config.yaml")
 
 Every field is checked when a :class:`TrainConfig` is built: an unknown key, a value of the
-wrong type or an unregistered component name raises :class:`~gcahng.errors.ConfigError`
-naming the key (and, for names, listing the registered ones). ``plugins`` are imported
-first, so that components a user registers in them are known.
+wrong type or out of range raises :class:`~gcahng.errors.ConfigError` naming the key. Building
+one imports no torch: the component names (dataset, backbone, layers, metric loss) and the
+``plugins`` that may register more are checked by :func:`gcahng.training.names.check_names`.
+
+A YAML file may start from another one with ``base: OTHER.yaml`` (a path relative to the
+file): its keys are read first and the file's own keys replace them.
 """
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import math
 import re
 import types
 import typing
@@ -23,15 +26,18 @@ from typing import Any, Literal
 
 import yaml
 
+from gcahng.choices import ClassAugmentation, GeneratorMode, RandomWeighting, Selection, SelectionMetric
 from gcahng.errors import ConfigError
+from gcahng.hyperparameters import GCLConfig, GeneratorConfig, LossWeights, StepConfig
 
 PRESETS_DIR = Path(__file__).parent / "configs"
 DEFAULT_DATASET = "digits"
 DEFAULT_BACKBONE = "resnet50"
+BASE_KEY = "base"
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeding accept 0..2**32-1 everywhere
 
-Selection = Literal["val", "test", "last"]
-SelectionMetric = Literal["recall@1", "map@r"]
-ClassAugmentation = Literal["none", "rot90", "dihedral"]  # gcahng.data.orientations
+# the defaults of the grouped hyper-parameters, written once in gcahng.hyperparameters
+_GCL, _GENERATOR, _LOSS, _STEP = GCLConfig(), GeneratorConfig(), LossWeights(), StepConfig()
 
 
 @dataclass(frozen=True)
@@ -64,21 +70,21 @@ class TrainConfig:
     weights: str | None = None  # local backbone weights file, instead of the standard ones
     freeze_bn: bool = True
     # hard-negative generation (method.md §3-§5)
-    generator: str = "gca"  # gca | hdml | none
+    generator: GeneratorMode = _STEP.mode
     metric_loss: str = "npair"
-    gcl_iterations: int = 2  # K
-    heads: int = 4  # H
-    node_to_node: str = "attention"
-    edge_to_node: str = "sum"
-    node_to_edge: str = "attention"
-    dropout: float = 0.1
-    random_weighting: str = "shared"  # shared | per-pair
-    alpha: float = 5.0
-    beta: float = 20.0
-    softmax_weight: float = 20.0  # S
-    w_dot: float = 20.0
-    w_div: float = 60.0
-    cls_weight: float = 10.0
+    gcl_iterations: int = _GCL.iterations  # K
+    heads: int = _GCL.heads  # H
+    node_to_node: str = _GCL.node_to_node
+    edge_to_node: str = _GCL.edge_to_node
+    node_to_edge: str = _GCL.node_to_edge
+    dropout: float = _GCL.dropout
+    random_weighting: RandomWeighting = _GENERATOR.random_weighting
+    alpha: float = _LOSS.alpha
+    beta: float = _LOSS.beta
+    softmax_weight: float = _LOSS.softmax_weight  # S
+    w_dot: float = _LOSS.w_dot
+    w_div: float = _LOSS.w_div
+    cls_weight: float = _LOSS.cls_weight
     plugins: tuple[str, ...] = ()  # modules imported before anything is built
     # optimisation (method.md §6)
     epochs: int = 100
@@ -90,7 +96,7 @@ class TrainConfig:
     decay_epochs: int = 10  # StepLR period of the embedding optimiser
     decay_gamma: float = 0.5
     warmup_epochs: int = 2  # backbone frozen
-    grad_clip: float = 10.0  # by value
+    grad_clip: float = _STEP.grad_clip  # by value
     # evaluation and model selection
     eval_every: int = 5  # epochs; the last epoch is always evaluated
     selection: Selection = "val"
@@ -107,8 +113,6 @@ class TrainConfig:
         for f in fields(self):
             object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), _HINTS[f.name]))
         _check_values(self)
-        import_plugins(self.plugins)
-        _check_names(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/JSON values (tuples as lists)."""
@@ -118,6 +122,28 @@ class TrainConfig:
     def eval_split(self) -> str:
         """The split evaluated during training: ``val`` or ``test``."""
         return "val" if self.selection == "val" else "test"
+
+    @property
+    def gcl(self) -> GCLConfig:
+        """The GCL hyper-parameters (``gcl_iterations``, ``heads``, the layer names, ``dropout``)."""
+        return GCLConfig(iterations=self.gcl_iterations, heads=self.heads, node_to_node=self.node_to_node,
+                         edge_to_node=self.edge_to_node, node_to_edge=self.node_to_edge, dropout=self.dropout)
+
+    @property
+    def generator_config(self) -> GeneratorConfig:
+        """The hard-negative generator's: :attr:`gcl` and ``random_weighting``."""
+        return GeneratorConfig(gcl=self.gcl, random_weighting=self.random_weighting)
+
+    @property
+    def loss_weights(self) -> LossWeights:
+        """``alpha``, ``beta``, ``softmax_weight``, ``w_dot``, ``w_div``, ``cls_weight``."""
+        return LossWeights(alpha=self.alpha, beta=self.beta, softmax_weight=self.softmax_weight, w_dot=self.w_dot,
+                           w_div=self.w_div, cls_weight=self.cls_weight)
+
+    @property
+    def step_config(self) -> StepConfig:
+        """The training step's: :attr:`loss_weights`, ``grad_clip`` and the ``generator`` mode."""
+        return StepConfig(loss_weights=self.loss_weights, grad_clip=self.grad_clip, mode=self.generator)
 
 
 _HINTS = typing.get_type_hints(TrainConfig)
@@ -160,6 +186,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
+        if not math.isfinite(value):
+            raise ConfigError(f"config key {key!r} must be a finite number, got {value!r}")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -178,12 +206,14 @@ def _check_values(cfg: TrainConfig) -> None:
             raise ConfigError(f"config key {key!r} must be >= 1, got {getattr(cfg, key)}")
     if cfg.per_class < 2:
         raise ConfigError(f"config key 'per_class' must be >= 2 (each anchor needs a positive), got {cfg.per_class}")
-    for key in ("base_lr", "gnn_lr", "classifier_lr", "grad_clip"):
+    for key in ("base_lr", "gnn_lr", "classifier_lr", "grad_clip", "decay_gamma"):
         if getattr(cfg, key) <= 0:
             raise ConfigError(f"config key {key!r} must be > 0, got {getattr(cfg, key)}")
     for key in ("warmup_epochs", "weight_decay", "embedding_lr_ratio"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"config key {key!r} must be >= 0, got {getattr(cfg, key)}")
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise ConfigError(f"config key 'seed' must be between 0 and {MAX_SEED} (2**32 - 1), got {cfg.seed}")
     if cfg.workers is not None and cfg.workers < 0:
         raise ConfigError(f"config key 'workers' must be >= 0 or null, got {cfg.workers}")
     if cfg.embedding_dim % cfg.heads:
@@ -208,41 +238,6 @@ def _check_values(cfg: TrainConfig) -> None:
         raise ConfigError(f"config key 'device' must be auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}")
 
 
-def import_plugins(modules: tuple[str, ...]) -> None:
-    """Import the user's modules that register components."""
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except ImportError as err:
-            raise ConfigError(f"config key 'plugins': cannot import {name!r}: {err}") from err
-
-
-def _check_names(cfg: TrainConfig) -> None:
-    """Component names must be registered; the error lists the registered ones."""
-    from gcahng.cacai import RANDOM_WEIGHTINGS
-    from gcahng.data import DATASETS
-    from gcahng.graph.registries import EDGE_TO_NODE, NODE_TO_EDGE, NODE_TO_NODE
-    from gcahng.losses import METRIC_LOSSES
-    from gcahng.models import BACKBONES
-    from gcahng.training.step import GENERATOR_MODES
-
-    choices = {
-        "dataset": DATASETS.names(),
-        "backbone": BACKBONES.names(),
-        "metric_loss": METRIC_LOSSES.names(),
-        "node_to_node": NODE_TO_NODE.names(),
-        "edge_to_node": EDGE_TO_NODE.names(),
-        "node_to_edge": NODE_TO_EDGE.names(),
-        "generator": list(GENERATOR_MODES),
-        "random_weighting": list(RANDOM_WEIGHTINGS),
-    }
-    for key, names in choices.items():
-        if getattr(cfg, key) not in names:
-            raise ConfigError(
-                f"config key {key!r}: unknown name {getattr(cfg, key)!r}; choose one of {', '.join(names)}"
-            )
-
-
 def config_from_dict(data: Mapping[str, Any], *, source: str = "config") -> TrainConfig:
     """A :class:`TrainConfig` from a mapping of field values (missing fields take the defaults)."""
     if not isinstance(data, Mapping):
@@ -257,20 +252,33 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "config") -> Trai
         raise ConfigError(f"{source}: {err}") from None
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The mapping in the YAML file ``path``; problems raise ``ConfigError`` naming the file."""
+def read_yaml(path: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The mapping in the YAML file ``path``, on top of its ``base:`` file if it names one;
+    problems raise ``ConfigError`` naming the file."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {err.start}: {err.reason})") from None
+    except OSError as err:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {err.strerror or err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys to values")
-    return data
+    if BASE_KEY not in data:
+        return data
+    base = data.pop(BASE_KEY)
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"config file {str(path)!r}: {BASE_KEY!r} must be the path of a YAML file, got {base!r}")
+    base_path = path.parent / base
+    if base_path.resolve() in {p.resolve() for p in (*_chain, path)}:
+        raise ConfigError(f"config file {str(path)!r}: {BASE_KEY!r} {base!r} leads back to itself")
+    return {**read_yaml(base_path, _chain=(*_chain, path)), **data}
 
 
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:

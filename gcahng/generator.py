@@ -8,9 +8,10 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from gcahng.cacai import RANDOM_WEIGHTINGS, SyntheticNegatives, cacai
-from gcahng.errors import CheckpointError, InputError
+from gcahng.cacai import SyntheticNegatives, cacai
+from gcahng.errors import CheckpointError
 from gcahng.graph import GCL, build_batch_graph
+from gcahng.hyperparameters import GeneratorConfig
 
 # (pattern on a reference key without "module.", replacement giving our key)
 _REFERENCE_KEYS: list[tuple[str, str]] = [
@@ -55,32 +56,15 @@ class HardNegativeGenerator(nn.Module):
 
     Args:
         dim: embedding size ``D``. num_classes: number of training classes.
-        iterations, heads, node_to_node, edge_to_node, node_to_edge, dropout: see :class:`GCL`.
-        random_weighting: ``"shared"`` (reference: one draw per (t, s) for the whole batch) or
-            ``"per-pair"`` (one draw per anchor and class).
+        config: the GCL hyper-parameters and CACAI's random weighting (the defaults are the
+            reference's).
     """
 
-    def __init__(
-        self,
-        dim: int,
-        num_classes: int,
-        *,
-        iterations: int = 2,
-        heads: int = 4,
-        node_to_node: str = "attention",
-        edge_to_node: str = "sum",
-        node_to_edge: str = "attention",
-        dropout: float = 0.1,
-        random_weighting: str = "shared",
-    ) -> None:
+    def __init__(self, dim: int, num_classes: int, config: GeneratorConfig = GeneratorConfig()) -> None:
         super().__init__()
-        if random_weighting not in RANDOM_WEIGHTINGS:
-            raise InputError(
-                f"unknown random weighting {random_weighting!r}; choose one of {', '.join(RANDOM_WEIGHTINGS)}"
-            )
-        self.gcl = GCL(dim, num_classes, iterations, heads, node_to_node, edge_to_node, node_to_edge, dropout)
+        self.gcl = GCL(dim, num_classes, config.gcl)
         self.classifier = nn.Linear(dim, num_classes)  # W_s
-        self.random_weighting = random_weighting
+        self.random_weighting = config.random_weighting
 
     def correlate(
         self, z: Tensor, labels: Tensor, classes_per_batch: int, per_class: int

@@ -108,7 +108,7 @@ def test_an_unregistered_value_names_the_key_and_lists_the_registered_layers(dig
 
 @pytest.mark.parametrize("grid, message", [
     (["alpha=high"], "--grid alpha=high: config key 'alpha' must be number, got 'high'"),
-    (["generator=gca,fancy"], "choose one of gca, hdml, none"),
+    (["generator=gca,fancy"], "--grid generator=fancy: config key 'generator' must be 'gca' | 'hdml' | 'none'"),
     (["heads=2,3"], "--grid heads=3: config key 'heads' (3) must divide 'embedding_dim'"),
     (["alpha=1,1.0"], "--grid: the value alpha=1.0 is listed twice"),
     (["[generator,node_to_node]=[gca,mean],[gca,foo]"],

@@ -5,6 +5,7 @@ from release_keys import release_state_dict
 
 from gcahng.errors import CheckpointError
 from gcahng.generator import HardNegativeGenerator
+from gcahng.hyperparameters import GCLConfig, GeneratorConfig
 
 
 @pytest.mark.parametrize(
@@ -13,7 +14,7 @@ from gcahng.generator import HardNegativeGenerator
 @pytest.mark.parametrize("prefix", ["", "module."])
 def test_round_trip_of_listed_names_and_shapes(name, iterations, heads, prefix):
     sd = {prefix + k: v for k, v in release_state_dict(name).items()}
-    gen = HardNegativeGenerator(512, 100, iterations=iterations, heads=heads)
+    gen = HardNegativeGenerator(512, 100, GeneratorConfig(GCLConfig(iterations=iterations, heads=heads)))
     gen.load_reference_state_dict(sd)
     own = gen.state_dict()
     assert torch.equal(own["gcl.reduce.weight"], sd[prefix + "gnn.dim_red.weight"])
@@ -51,7 +52,7 @@ def test_unexpected_key_is_named():
 def test_extra_iteration_in_checkpoint_is_unexpected():
     sd = release_state_dict("resnet50_K2.tsv")
     with pytest.raises(CheckpointError, match=r"gnn\.gnn\.1\."):
-        HardNegativeGenerator(512, 100, iterations=1).load_reference_state_dict(sd)
+        HardNegativeGenerator(512, 100, GeneratorConfig(GCLConfig(iterations=1))).load_reference_state_dict(sd)
 
 
 def test_shape_mismatch_is_named():

@@ -17,6 +17,7 @@ from gcahng.graph import (
     SumEdgeToNode,
     build_batch_graph,
 )
+from gcahng.hyperparameters import GCLConfig
 
 
 def _graph(C=3, m=2, D=8, seed=0):
@@ -65,7 +66,7 @@ def test_node_attention_is_stable_for_large_scores():
 def test_projections_run_on_nodes_not_on_gathered_edges():
     C, m, D = 3, 2, 8
     g = _graph(C, m, D)
-    gcl = GCL(D, 5, iterations=1, heads=2).double()
+    gcl = GCL(D, 5, GCLConfig(iterations=1, heads=2)).double()
     rows = {}
     hooks = []
     for name, module in gcl.named_modules():
@@ -127,7 +128,7 @@ def test_edge_attention_dropout_acts_only_in_training():
 def test_edge_features_stay_symmetric_in_eval_mode():
     C, m, D = 3, 2, 8
     g = _graph(C, m, D)
-    gcl = GCL(D, 4, iterations=2, heads=2).double().eval()
+    gcl = GCL(D, 4, GCLConfig(iterations=2, heads=2)).double().eval()
     B = C * m
     h, w = gcl.reduce(g.x), g.edge_attr
     for layer in gcl.layers:
@@ -141,7 +142,7 @@ def test_edge_features_stay_symmetric_in_eval_mode():
 
 
 def test_readout_batchnorms_have_unit_weight_and_frozen_zero_bias():
-    gcl = GCL(8, 3, iterations=1, heads=2)
+    gcl = GCL(8, 3, GCLConfig(iterations=1, heads=2))
     for bn in (gcl.edge_bn, gcl.node_bn):
         assert (bn.weight == 1).all() and (bn.bias == 0).all() and not bn.bias.requires_grad
 
@@ -153,7 +154,7 @@ def test_every_layer_combination_runs_forward_and_backward(n2n, e2n, n2e):
     C, m, D = 3, 2, 8
     z, y = random_batch(C, m, D, dtype=torch.float32)
     z.requires_grad_(True)
-    gcl = GCL(D, 5, iterations=2, heads=2, node_to_node=n2n, edge_to_node=e2n, node_to_edge=n2e)
+    gcl = GCL(D, 5, GCLConfig(iterations=2, heads=2, node_to_node=n2n, edge_to_node=e2n, node_to_edge=n2e))
     lam, logits = gcl(build_batch_graph(z, y, C, m))
     assert lam.shape == (C * m * C * m, D) and logits.shape == (C * m, 5)
     (lam.sum() + F.cross_entropy(logits, y)).backward()
@@ -165,7 +166,7 @@ def test_every_layer_combination_runs_forward_and_backward(n2n, e2n, n2e):
 
 def test_none_node_to_edge_keeps_initial_correlations():
     g = _graph(2, 2, 6)
-    gcl = GCL(6, 2, iterations=2, heads=2, node_to_edge="none").double().eval()
+    gcl = GCL(6, 2, GCLConfig(iterations=2, heads=2, node_to_edge="none")).double().eval()
     h, w = gcl.reduce(g.x), g.edge_attr
     for layer in gcl.layers:
         h, w2 = layer(h, w, g)
@@ -185,7 +186,7 @@ def test_user_registered_layer_is_selected_by_name():
             calls.append(h.shape)
             return self.scale * h
 
-    gcl = GCL(8, 3, iterations=2, heads=2, node_to_node="test_scaled_identity")
+    gcl = GCL(8, 3, GCLConfig(iterations=2, heads=2, node_to_node="test_scaled_identity"))
     z, y = random_batch(2, 2, 8, dtype=torch.float32)
     gcl(build_batch_graph(z, y, 2, 2))
     assert calls == [(4, 8), (4, 8)]
@@ -202,15 +203,15 @@ def test_user_registered_layer_is_selected_by_name():
 )
 def test_unknown_layer_name_lists_registered(kwargs, registry):
     with pytest.raises(ValueError, match="registered: " + ", ".join(registry.names())):
-        GCL(8, 3, **kwargs)
+        GCL(8, 3, GCLConfig(**kwargs))
 
 
 def test_bad_gcl_arguments():
     with pytest.raises(ValueError, match="divisible"):
-        GCL(10, 3, heads=4)
+        GCL(10, 3, GCLConfig(heads=4))
     with pytest.raises(ValueError, match="iterations"):
-        GCL(8, 3, iterations=0)
-    gcl = GCL(8, 3, heads=2)
+        GCL(8, 3, GCLConfig(iterations=0))
+    gcl = GCL(8, 3, GCLConfig(heads=2))
     z, y = random_batch(2, 2, 6, dtype=torch.float32)
     with pytest.raises(ValueError, match="size 6, GCL expects 8"):
         gcl(build_batch_graph(z, y, 2, 2))

@@ -7,10 +7,10 @@ import torch.nn.functional as F
 from core_helpers import random_batch
 
 from gcahng.cacai import SyntheticNegatives, cacai
+from gcahng.hyperparameters import LossWeights
 from gcahng.losses import (
     L2_WEIGHT,
     METRIC_LOSSES,
-    GeneratorLossWeights,
     NPairLoss,
     diversity_loss,
     generator_loss,
@@ -85,7 +85,7 @@ def test_label_preserving_loss_and_generator_combination():
     soft = label_preserving_loss(logits, neg)
     assert soft.item() == pytest.approx(F.cross_entropy(logits, neg.labels).item())
     lam = torch.tensor([[0.2], [0.6], [0.5], [0.5]], dtype=torch.float64)
-    w = GeneratorLossWeights(softmax=20.0, w_dot=10.0, w_div=60.0)
+    w = LossWeights(softmax_weight=20.0, w_dot=10.0, w_div=60.0)
     terms = generator_loss(z, lam, neg, logits, w)
     expected = 0.5 * (20 * soft + 10 * hardness_loss(z, neg) + 60 * diversity_loss(lam, 2))
     assert terms["J_gen"].item() == pytest.approx(expected.item(), rel=1e-12)

@@ -9,6 +9,7 @@ from core_helpers import chunk_major_labels, random_batch
 from gcahng.cacai import cacai
 from gcahng.errors import InputError
 from gcahng.generator import HardNegativeGenerator
+from gcahng.hyperparameters import GCLConfig, GeneratorConfig
 from gcahng.losses import METRIC_LOSSES, ProxyAnchorLoss
 from gcahng.training import build_optimizers
 
@@ -64,7 +65,8 @@ def test_proxies_use_kaiming_normal_fan_out():
 def test_proxies_train_at_100x_the_head_learning_rate():
     loss = METRIC_LOSSES.get("proxy_anchor")(num_classes=K, embedding_dim=D)
     net = torch.nn.Linear(4, D)
-    opts = build_optimizers(net, HardNegativeGenerator(D, K, iterations=1, heads=1), base_lr=3e-5, gnn_lr=1e-4,
+    generator = HardNegativeGenerator(D, K, GeneratorConfig(GCLConfig(iterations=1, heads=1)))
+    opts = build_optimizers(net, generator, base_lr=3e-5, gnn_lr=1e-4,
                             metric_loss=loss)
     group = {g["name"]: g for g in opts.embedding.param_groups}["metric_loss"]
     assert group["lr"] == pytest.approx(3e-3)

@@ -7,8 +7,9 @@ from core_helpers import chunk_major_labels
 from torch import nn
 
 from gcahng.generator import HardNegativeGenerator
+from gcahng.hyperparameters import GCLConfig, GeneratorConfig, StepConfig
 from gcahng.losses import METRIC_LOSSES
-from gcahng.training import StepConfig, TrainingStep, build_optimizers
+from gcahng.training import TrainingStep, build_optimizers
 
 C, M, D, IN, K = 4, 3, 8, 12, 6
 
@@ -18,7 +19,7 @@ C, M, D, IN, K = 4, 3, 8, 12, 6
 def test_training_step_runs_with_finite_losses(name, mode):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(IN, 16), nn.Tanh(), nn.Linear(16, D))
-    gen = HardNegativeGenerator(D, K, iterations=1, heads=2)
+    gen = HardNegativeGenerator(D, K, GeneratorConfig(GCLConfig(iterations=1, heads=2)))
     loss = METRIC_LOSSES.get(name)(num_classes=K, embedding_dim=D)
     step = TrainingStep(net, gen, build_optimizers(net, gen, base_lr=1e-3, gnn_lr=1e-3, metric_loss=loss),
                         metric_loss=loss, config=StepConfig(mode=mode))

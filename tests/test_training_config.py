@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,6 +24,7 @@ from gcahng.config import (
     save_config,
 )
 from gcahng.errors import ConfigError
+from gcahng.hyperparameters import GCLConfig, GeneratorConfig, LossWeights, StepConfig
 from gcahng.training.build import build_model, build_training_parts
 
 REFERENCE = [
@@ -92,15 +97,20 @@ def test_yaml_exponent_numbers_and_assignments_are_read_as_numbers(tmp_path: Pat
         ({"alpha": True}, "'alpha' must be number"),
         ({"crop_scale": [0.5]}, "'crop_scale' must be list of number (length 2)"),
         ({"selection": "best"}, "'selection' must be 'val' | 'test' | 'last'"),
-        ({"backbone": "resnet1000"}, "'backbone': unknown name 'resnet1000'; choose one of dino_vits16, googlenet"),
-        ({"metric_loss": "nope"}, "'metric_loss': unknown name 'nope'; choose one of"),
-        ({"node_to_node": "nope"}, "'node_to_node': unknown name 'nope'; choose one of"),
-        ({"generator": "nope"}, "'generator': unknown name 'nope'; choose one of gca, hdml, none"),
+        ({"generator": "nope"}, "'generator' must be 'gca' | 'hdml' | 'none', got 'nope'"),
+        ({"random_weighting": "each"}, "'random_weighting' must be 'shared' | 'per-pair', got 'each'"),
         ({"per_class": 1}, "'per_class' must be >= 2"),
         ({"heads": 3}, "'heads' (3) must divide 'embedding_dim' (512)"),
         ({"val_fraction": None}, "selection 'val' needs exactly one of 'val_fraction' and 'val_count'"),
         ({"device": "tpu"}, "'device' must be auto, cpu"),
-        ({"plugins": ["no_such_module_xyz"]}, "'plugins': cannot import 'no_such_module_xyz'"),
+        ({"alpha": float("nan")}, "'alpha' must be a finite number, got nan"),
+        ({"base_lr": float("inf")}, "'base_lr' must be a finite number, got inf"),
+        ({"crop_scale": [0.5, float("nan")]}, "'crop_scale' must be a finite number, got nan"),
+        ({"val_fraction": float("-inf")}, "'val_fraction' must be a finite number, got -inf"),
+        ({"decay_gamma": 0}, "'decay_gamma' must be > 0, got 0.0"),
+        ({"decay_gamma": -0.5}, "'decay_gamma' must be > 0, got -0.5"),
+        ({"seed": -1}, "'seed' must be between 0 and 4294967295 (2**32 - 1), got -1"),
+        ({"seed": 2**32}, "'seed' must be between 0 and 4294967295 (2**32 - 1), got 4294967296"),
     ],
 )
 def test_bad_values_name_the_key(overrides: dict, message: str) -> None:
@@ -122,13 +132,78 @@ def test_bad_files_are_named(tmp_path: Path) -> None:
         load_config(tmp_path / "key.yaml")
     with pytest.raises(ConfigError, match="--set expects key=value"):
         parse_assignments(["alpha"])
+    (tmp_path / "latin1.yaml").write_bytes("# réglages\nepochs: 3\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"config file '.*latin1\.yaml' is not UTF-8 text \(byte 3"):
+        load_config(tmp_path / "latin1.yaml")
 
 
-def test_plugins_are_imported_before_names_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "my_loss_plugin.py").write_text(
-        "from gcahng.losses import METRIC_LOSSES, NPairLoss\n"
-        "METRIC_LOSSES.register('my_npair')(type('MyNPair', (NPairLoss,), {}))\n"
+def test_a_nan_in_a_yaml_file_names_the_file_and_the_key(tmp_path: Path) -> None:
+    (tmp_path / "nan.yaml").write_text("epochs: 3\nbeta: .nan\n")
+    with pytest.raises(ConfigError, match=r"nan\.yaml.*'beta' must be a finite number, got nan"):
+        load_config(tmp_path / "nan.yaml")
+    with pytest.raises(ConfigError, match="'w_div' must be a finite number, got inf"):
+        apply_overrides(TrainConfig(), parse_assignments(["w_div=.inf"]))
+
+
+def test_the_seed_range_is_what_numpy_and_torch_accept() -> None:
+    for seed in (0, 2**32 - 1):
+        cfg = apply_overrides(TrainConfig(), {"seed": seed})
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)  # the strictest of the seeding functions: 0..2**32-1
+    with pytest.raises(ValueError):
+        np.random.seed(2**32)
+
+
+def test_a_base_file_is_read_first_and_the_file_s_own_keys_replace_its_keys(tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "common.yaml").write_text("epochs: 7\nalpha: 3.0\n")
+    (tmp_path / "run.yaml").write_text("base: shared/common.yaml\nalpha: 4.0\n")
+    cfg = load_config(tmp_path / "run.yaml")
+    assert (cfg.epochs, cfg.alpha) == (7, 4.0)
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match=r"loop\.yaml.*'base' 'loop\.yaml' leads back to itself"):
+        load_config(tmp_path / "loop.yaml")
+    (tmp_path / "gone.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match=r"nowhere\.yaml' does not exist"):
+        load_config(tmp_path / "gone.yaml")
+    (tmp_path / "number.yaml").write_text("base: 3\n")
+    with pytest.raises(ConfigError, match=r"number\.yaml.*'base' must be the path of a YAML file, got 3"):
+        load_config(tmp_path / "number.yaml")
+
+
+def test_every_preset_loads_exactly_as_before_the_presets_shared_a_base() -> None:
+    """tests/assets/preset_configs.json was written from the presets before they were reduced to
+    what differs from the defaults and base/release.yaml."""
+    expected = json.loads((Path(__file__).parent / "assets" / "preset_configs.json").read_text())
+    assert sorted(expected) == sorted(preset_names())
+    for name in preset_names():
+        assert load_config(PRESETS_DIR / f"{name}.yaml").to_dict() == expected[name], name
+
+
+def test_grouped_hyperparameters_take_the_flat_keys() -> None:
+    cfg = apply_overrides(TrainConfig(), {"gcl_iterations": 3, "heads": 2, "node_to_node": "mean", "dropout": 0.2,
+                                          "random_weighting": "per-pair", "alpha": 4.0, "w_div": 10.0,
+                                          "grad_clip": 5.0, "generator": "hdml"})
+    assert cfg.gcl == GCLConfig(iterations=3, heads=2, node_to_node="mean", dropout=0.2)
+    assert cfg.generator_config == GeneratorConfig(cfg.gcl, random_weighting="per-pair")
+    assert cfg.loss_weights == LossWeights(alpha=4.0, w_div=10.0)
+    assert cfg.step_config == StepConfig(cfg.loss_weights, grad_clip=5.0, mode="hdml")
+    defaults = TrainConfig()  # the flat defaults are the groups' defaults
+    assert (defaults.gcl, defaults.generator_config, defaults.step_config) == (GCLConfig(), GeneratorConfig(),
+                                                                              StepConfig())
+
+
+def test_building_a_config_imports_no_torch_pyg_or_torchvision(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from gcahng.config import load_config, apply_overrides, TrainConfig\n"
+        "from gcahng.choices import GENERATOR_MODES\n"
+        "from gcahng.hyperparameters import StepConfig\n"
+        "cfg = load_config(sys.argv[1], {'metric_loss': 'no_such_loss'})\n"
+        "apply_overrides(cfg, {'alpha': 3}).step_config\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torch_geometric', 'torchvision'))\n"
+        "print(heavy)\n"
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    cfg = apply_overrides(TrainConfig(), {"plugins": ["my_loss_plugin"], "metric_loss": "my_npair"})
-    assert cfg.metric_loss == "my_npair"
+    out = subprocess.run([sys.executable, "-c", code, str(PRESETS_DIR / "cub200_resnet50.yaml")],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -10,8 +10,9 @@ from torch import nn
 
 from gcahng.generator import HardNegativeGenerator
 from gcahng.graph import build_batch_graph
-from gcahng.losses import GeneratorLossWeights, NPairLoss, generator_loss
-from gcahng.training import NonFiniteLossError, Optimizers, StepConfig, TrainingStep, build_optimizers
+from gcahng.hyperparameters import GCLConfig, GeneratorConfig, LossWeights, StepConfig
+from gcahng.losses import NPairLoss, generator_loss
+from gcahng.training import NonFiniteLossError, Optimizers, TrainingStep, build_optimizers
 
 C, M, D, IN = 4, 3, 8, 12
 
@@ -33,7 +34,7 @@ class RecordingAdamW(torch.optim.AdamW):
 def _setup(seed=0, lr=0.0, optimizer=RecordingAdamW):
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Linear(IN, 16), nn.Tanh(), nn.Linear(16, D))
-    gen = HardNegativeGenerator(D, 6, iterations=1, heads=2)
+    gen = HardNegativeGenerator(D, 6, GeneratorConfig(GCLConfig(iterations=1, heads=2)))
     opts = Optimizers(
         embedding=optimizer(net.parameters(), lr=lr),
         gcl=optimizer(gen.gcl.parameters(), lr=lr),
@@ -61,7 +62,7 @@ def _assert_same(actual, expected):
 def test_gradient_routing_of_one_step():
     net, gen, opts, x, y = _setup()
     gen.eval()  # no dropout, fixed BN statistics: the recomputation below sees the same numbers
-    step = TrainingStep(net, gen, opts, config=StepConfig(alpha=5.0, beta=20.0))
+    step = TrainingStep(net, gen, opts, config=StepConfig(LossWeights(alpha=5.0, beta=20.0)))
     step.running.j_m, step.running.j_gen = 2.0, 3.0  # as after a first epoch: synthetic term on
     rng = torch.Generator()
     rng.set_state(step.rng.get_state())
@@ -84,7 +85,7 @@ def test_gradient_routing_of_one_step():
     zd = z.detach()
     lam, _ = gen.gcl(build_batch_graph(zd, y, C, M))
     neg2 = gen.interpolate(zd, lam, step.gamma, y, C, M, rng)
-    j_gen = generator_loss(zd, lam, neg2, gen.classifier(neg2.embeddings), GeneratorLossWeights())["J_gen"]
+    j_gen = generator_loss(zd, lam, neg2, gen.classifier(neg2.embeddings), LossWeights())["J_gen"]
     _assert_same(opts.gcl.seen[1], _grads(j_gen, gen.gcl.parameters()))
     # J_gen left no gradient on the embedding network: its grads are still J_metric's
     _assert_same([p.grad for p in net.parameters()], opts.embedding.seen[0])
@@ -117,7 +118,7 @@ def test_gradients_are_clipped_by_value():
 
 def test_running_means_roll_over_at_epoch_end():
     net, gen, opts, x, y = _setup(lr=1e-3)
-    step = TrainingStep(net, gen, opts, config=StepConfig(alpha=4.0, beta=30.0))
+    step = TrainingStep(net, gen, opts, config=StepConfig(LossWeights(alpha=4.0, beta=30.0)))
     assert step.gamma == pytest.approx(math.exp(-4.0 / 1e6))
     assert step.synthetic_weight == pytest.approx(1 - math.exp(-30.0 / 1e6))
     results = [step(x, y, C, M) for _ in range(3)]
@@ -215,7 +216,7 @@ def test_build_optimizers_uses_backbone_and_head_groups():
         def head_parameters(self):
             return self.fc.parameters()
 
-    gen = HardNegativeGenerator(D, 6, iterations=1, heads=2)
+    gen = HardNegativeGenerator(D, 6, GeneratorConfig(GCLConfig(iterations=1, heads=2)))
     opts = build_optimizers(WithHead(), gen, base_lr=1e-4, gnn_lr=3e-4, weight_decay=1e-4, head_lr_ratio=10.0)
     lrs = [g["lr"] for g in opts.embedding.param_groups]
     assert lrs == [1e-4, 1e-3]
@@ -234,7 +235,7 @@ def test_metric_loss_parameters_join_the_embedding_optimizer_with_their_multipli
             self.proxies = nn.Parameter(torch.randn(6, D))
 
     net = nn.Linear(IN, D)
-    gen = HardNegativeGenerator(D, 6, iterations=1, heads=2)
+    gen = HardNegativeGenerator(D, 6, GeneratorConfig(GCLConfig(iterations=1, heads=2)))
     loss = ProxyLoss()
     opts = build_optimizers(net, gen, base_lr=1e-4, gnn_lr=1e-4, metric_loss=loss)
     groups = {g["name"]: g for g in opts.embedding.param_groups}

@@ -10,8 +10,9 @@ coerced by the config itself, so ``alpha=4,5`` gives floats and ``node_to_node=m
 is checked against the registry. ``[KEY1,KEY2]=[A1,A2],[B1,B2]`` is one axis whose points set
 several keys together: ``[generator,node_to_node]=[hdml,none],[gca,attention],[gca,mean]``
 varies the layer only where the graph network runs, instead of training identical
-``hdml`` runs once per layer. Every cell's config is built when the plan is, so a bad value
-fails before any training starts.
+``hdml`` runs once per layer. Every cell's config is built and its component names checked
+(:func:`~gcahng.training.names.check_names`) when the plan is, so a bad value fails before any
+training starts.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import yaml
 
 from gcahng.config import FIELD_NAMES, TrainConfig, apply_overrides
 from gcahng.errors import ConfigError
+from gcahng.training.names import check_names
 
 # keys an ablation sets itself
 RESERVED_KEYS = {"seed": "the seeds come from --seeds and --seed-offset"}
@@ -177,8 +179,11 @@ def _slug(values: Mapping[str, Any]) -> str:
 
 
 def _with(base: TrainConfig, overrides: Mapping[str, Any], what: str) -> TrainConfig:
+    """``base`` with ``overrides``, its names checked; errors start with ``what``."""
     try:
-        return apply_overrides(base, overrides)
+        cfg = apply_overrides(base, overrides)
+        check_names(cfg)
+        return cfg
     except ConfigError as err:
         raise ConfigError(f"{what}: {str(err).removeprefix('with the overrides: ')}") from None
 

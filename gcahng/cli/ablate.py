@@ -52,17 +52,10 @@ def ablate(dataset: str | None, grids: tuple[str, ...], seeds: int, seed_offset:
     runs and resumes the interrupted one. Every cell's config is checked before training starts.
     """
     from gcahng.ablation import build_plan, describe_runs, parse_grid, run_ablation
-    from gcahng.config import (
-        DEFAULT_DATASET,
-        apply_overrides,
-        import_plugins,
-        load_config,
-        parse_assignments,
-        preset_path,
-    )
+    from gcahng.cli.run_config import start_config
+    from gcahng.config import parse_assignments
     from gcahng.errors import ConfigError
 
-    import_plugins(plugins)  # first, so that the grid and config may name their components
     axes = parse_grid(grids)
     overrides = parse_assignments(assignments)
     if epochs is not None:
@@ -75,14 +68,7 @@ def ablate(dataset: str | None, grids: tuple[str, ...], seeds: int, seed_offset:
     if both:
         raise ConfigError(f"{', '.join(both)} given both in --grid and as a fixed value (DATASET, --epochs or --set); "
                           "keep one")
-    start = config_file
-    if start is None:
-        name = dataset or DEFAULT_DATASET
-        start = preset_path(name, overrides.get("backbone"))
-        click.echo(f"config: preset {start.name}" if start else f"config: defaults (no preset for {name})")
-    base = load_config(start, overrides)
-    if plugins:
-        base = apply_overrides(base, {"plugins": [*base.plugins, *(p for p in plugins if p not in base.plugins)]})
+    base = start_config(dataset, config_file, overrides, plugins, click.echo)
     plan = build_plan(base, axes, range(seed_offset, seed_offset + seeds))
     if dry_run:
         click.echo(f"{len(plan.cells)} cell(s) x {len(plan.seeds)} seed(s); nothing is trained (--dry-run):")

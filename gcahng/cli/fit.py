@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from gcahng.choices import CLASS_AUGMENTATIONS, GENERATOR_MODES, RANDOM_WEIGHTINGS, SELECTIONS
+
 # option name -> config key, for the options that override one config field each
 _FIELD_OPTIONS = {
     "data_root": "data_root", "backbone": "backbone", "epochs": "epochs", "classes_per_batch": "classes_per_batch",
@@ -16,11 +18,6 @@ _FIELD_OPTIONS = {
     "gcl_iterations": "gcl_iterations", "heads": "heads", "random_weighting": "random_weighting",
     "generator": "generator", "metric_loss": "metric_loss", "class_augmentation": "class_augmentation",
 }
-# fixed by the method (gcahng.training.GENERATOR_MODES, gcahng.cacai.RANDOM_WEIGHTINGS,
-# gcahng.data.ORIENTATION_COUNTS; a test keeps them equal)
-GENERATORS = ("gca", "hdml", "none")
-RANDOM_WEIGHTINGS = ("shared", "per-pair")
-CLASS_AUGMENTATIONS = ("none", "rot90", "dihedral")
 _RESUMABLE = {"device", "workers"}
 
 
@@ -44,9 +41,9 @@ _RESUMABLE = {"device", "workers"}
 @click.option("--class-augmentation", type=click.Choice(CLASS_AUGMENTATIONS),
               help="Count each training class seen in 4 rotations (rot90) or also mirrored (dihedral) as new "
                    "classes; for few classes of orientation-free shapes, like digits.")
-@click.option("--selection", type=click.Choice(["val", "test", "last"]),
+@click.option("--selection", type=click.Choice(SELECTIONS),
               help="Choose best.pt on a held-out validation split, on the test split, or keep the last epoch.")
-@click.option("--generator", type=click.Choice(GENERATORS),
+@click.option("--generator", type=click.Choice(GENERATOR_MODES),
               help="gca: the method; hdml: interpolation with lam = 1, no graph network; none: the metric loss alone.")
 @click.option("--metric-loss", metavar="NAME",
               help="Metric loss, e.g. npair, proxy_anchor, multi_similarity, triplet (an unknown name lists them all).")
@@ -71,15 +68,10 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
                 assignments: tuple[str, ...], out: str | None, resume: str | None, no_progress: bool,
                 **options: Any) -> None:
     """Train on DATASET (default: the embedded digits set) and print the test table of best.pt."""
-    from gcahng.config import (
-        DEFAULT_DATASET,
-        apply_overrides,
-        import_plugins,
-        load_config,
-        parse_assignments,
-        preset_path,
-    )
+    from gcahng.cli.run_config import start_config
+    from gcahng.config import DEFAULT_DATASET, load_config, parse_assignments
     from gcahng.errors import ConfigError
+    from gcahng.training.names import check_names
     from gcahng.training.trainer import CONFIG_FILE, Trainer
 
     overrides = {_FIELD_OPTIONS[k]: v for k, v in options.items() if v is not None}
@@ -96,21 +88,15 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
         if not (run_dir / CONFIG_FILE).is_file():
             raise ConfigError(f"--resume {resume}: no {CONFIG_FILE} there; is it a gcahng run folder?")
         cfg = load_config(run_dir / CONFIG_FILE, overrides)
+        check_names(cfg)
     else:
         if dataset is None and config_file is None:
             click.echo(f"no DATASET given: training on the embedded {DEFAULT_DATASET!r} set "
                        "(scikit-learn's 8x8 digits; train on 0-4, test on 5-9)")
             dataset = DEFAULT_DATASET
-        if config_file is None:
-            config_file = preset_path(dataset, overrides.get("backbone"))
-            click.echo(f"config: preset {config_file.name}" if config_file else
-                       f"config: defaults (no preset for {dataset} with {overrides.get('backbone', 'resnet50')})")
         if dataset is not None:
             overrides["dataset"] = dataset
-        import_plugins(plugins)  # first, so that the config may name their components
-        cfg = load_config(config_file, overrides)
-        if plugins:
-            cfg = apply_overrides(cfg, {"plugins": [*cfg.plugins, *(p for p in plugins if p not in cfg.plugins)]})
+        cfg = start_config(dataset, config_file, overrides, plugins, click.echo)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(out) if out else Path("runs") / f"{cfg.dataset}_{cfg.backbone}_{stamp}"
     Trainer(cfg, run_dir, resume=resume is not None, progress=not no_progress).fit()

@@ -15,6 +15,7 @@ from gcahng.graph import edge_to_node as _edge_to_node  # noqa: F401
 from gcahng.graph import node_to_edge as _node_to_edge  # noqa: F401
 from gcahng.graph import node_to_node as _node_to_node  # noqa: F401
 from gcahng.graph.registries import EDGE_TO_NODE, NODE_TO_EDGE, NODE_TO_NODE, Skip
+from gcahng.hyperparameters import GCLConfig
 
 
 class GeluNorm(nn.Module):
@@ -113,26 +114,15 @@ class GCL(nn.Module):
     Args:
         dim: embedding size ``D`` (node and edge feature size).
         num_classes: number of training classes of the node classifier.
-        iterations: ``K``. heads: ``H`` of the node attention (``dim % heads == 0``).
-        node_to_node, edge_to_node, node_to_edge: names in the registries of
-            :mod:`gcahng.graph.registries`; the defaults are the reference architecture.
-        dropout: dropout on the node-to-edge attention weights (training mode).
+        config: ``K`` iterations, ``H`` heads (``dim % heads == 0``), the layer names and the
+            dropout (:class:`~gcahng.hyperparameters.GCLConfig`; the defaults are the reference).
     ``forward(data) -> (lam, node_logits)``: ``lam`` (E, D) in ``(0, 1)`` in the edge order of
     ``data.edge_index``; ``node_logits`` (B, num_classes).
     """
 
-    def __init__(
-        self,
-        dim: int,
-        num_classes: int,
-        iterations: int = 2,
-        heads: int = 4,
-        node_to_node: str = "attention",
-        edge_to_node: str = "sum",
-        node_to_edge: str = "attention",
-        dropout: float = 0.1,
-    ) -> None:
+    def __init__(self, dim: int, num_classes: int, config: GCLConfig = GCLConfig()) -> None:
         super().__init__()
+        iterations, heads = config.iterations, config.heads
         if iterations < 1:
             raise InputError(f"GCL iterations must be >= 1, got {iterations}")
         if num_classes < 1:
@@ -142,7 +132,7 @@ class GCL(nn.Module):
         self.dim, self.num_classes = dim, num_classes
         self.reduce = nn.Linear(dim, dim)  # W_red
         self.layers = nn.ModuleList(
-            GCLIteration(dim, heads, node_to_node, edge_to_node, node_to_edge, dropout)
+            GCLIteration(dim, heads, config.node_to_node, config.edge_to_node, config.node_to_edge, config.dropout)
             for _ in range(iterations)
         )
         self.edge_bn = _frozen_zero_bias_bn(dim)  # BN_e

@@ -1,6 +1,5 @@
 """Losses of GCA-HNG (method.md §5). Metric losses are chosen by name from ``METRIC_LOSSES``."""
 from gcahng.losses.generator import (
-    GeneratorLossWeights,
     diversity_loss,
     generator_loss,
     hardness_loss,
@@ -15,7 +14,7 @@ from gcahng.losses.synthetic_adapter import SyntheticNegativeAdapter, anchor_spe
 
 __all__ = [
     "METRIC_LOSSES", "NPairLoss", "L2_WEIGHT", "l2_per_row",
-    "GeneratorLossWeights", "generator_loss", "label_preserving_loss", "hardness_loss", "diversity_loss",
+    "generator_loss", "label_preserving_loss", "hardness_loss", "diversity_loss",
 ]
 __all__ += ["MultiSimilarityLoss", "TripletMarginLoss", "ProxyAnchorLoss", "SyntheticNegativeAdapter",
             "anchor_specific_pairs"]

@@ -1,13 +1,12 @@
 """Losses that train the hard-negative generator: ``J_gen`` and its terms (method.md §5)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from gcahng.cacai import SyntheticNegatives
+from gcahng.hyperparameters import LossWeights
 
 
 def label_preserving_loss(logits: Tensor, negatives: SyntheticNegatives) -> Tensor:
@@ -31,25 +30,17 @@ def diversity_loss(lam: Tensor, num_nodes: int) -> Tensor:
     return 0.01 * (1.0 - spread.clamp_min(1e-12).sqrt())
 
 
-@dataclass(frozen=True)
-class GeneratorLossWeights:
-    """``J_gen = 0.5 * (softmax * J_soft + w_dot * J_sim + w_div * J_div)``; ``softmax`` is ``S``."""
-
-    softmax: float = 20.0
-    w_dot: float = 20.0
-    w_div: float = 60.0
-
-
 def generator_loss(
     z: Tensor,
     lam: Tensor,
     negatives: SyntheticNegatives,
     classifier_logits: Tensor,
-    weights: GeneratorLossWeights,
+    weights: LossWeights,
 ) -> dict[str, Tensor]:
-    """All generator terms: ``{"J_soft", "J_sim", "J_div", "J_gen"}``."""
+    """All generator terms: ``{"J_soft", "J_sim", "J_div", "J_gen"}``, with
+    ``J_gen = 0.5 * (softmax_weight * J_soft + w_dot * J_sim + w_div * J_div)``."""
     j_soft = label_preserving_loss(classifier_logits, negatives)
     j_sim = hardness_loss(z, negatives)
     j_div = diversity_loss(lam, z.shape[0])
-    j_gen = 0.5 * (weights.softmax * j_soft + weights.w_dot * j_sim + weights.w_div * j_div)
+    j_gen = 0.5 * (weights.softmax_weight * j_soft + weights.w_dot * j_sim + weights.w_div * j_div)
     return {"J_soft": j_soft, "J_sim": j_sim, "J_div": j_div, "J_gen": j_gen}

@@ -27,7 +27,7 @@ from gcahng.losses import METRIC_LOSSES
 from gcahng.models import EmbeddingModel, create_embedding_model
 from gcahng.training.optim import Optimizers, build_optimizers
 from gcahng.training.schedule import Schedulers, build_schedulers
-from gcahng.training.step import StepConfig, TrainingStep
+from gcahng.training.step import TrainingStep
 
 
 def resolve_device(name: str) -> torch.device:
@@ -134,11 +134,7 @@ def build_training_parts(cfg: TrainConfig, num_classes: int, device: torch.devic
     """The parts of method.md §6 for ``num_classes`` training classes, on ``device``
     (``model`` defaults to :func:`build_model`)."""
     model = (model if model is not None else build_model(cfg)).to(device)
-    generator = HardNegativeGenerator(
-        cfg.embedding_dim, num_classes, iterations=cfg.gcl_iterations, heads=cfg.heads,
-        node_to_node=cfg.node_to_node, edge_to_node=cfg.edge_to_node, node_to_edge=cfg.node_to_edge,
-        dropout=cfg.dropout, random_weighting=cfg.random_weighting,
-    ).to(device)
+    generator = HardNegativeGenerator(cfg.embedding_dim, num_classes, cfg.generator_config).to(device)
     metric_loss = build_metric_loss(cfg, num_classes).to(device)
     optimizers = build_optimizers(
         model, generator, base_lr=cfg.base_lr, gnn_lr=cfg.gnn_lr, weight_decay=cfg.weight_decay,
@@ -146,8 +142,6 @@ def build_training_parts(cfg: TrainConfig, num_classes: int, device: torch.devic
     )
     schedulers = build_schedulers(optimizers, epochs=cfg.epochs, decay_epochs=cfg.decay_epochs,
                                   decay_gamma=cfg.decay_gamma, train_gcl=cfg.generator == "gca")
-    step_config = StepConfig(alpha=cfg.alpha, beta=cfg.beta, softmax_weight=cfg.softmax_weight, w_dot=cfg.w_dot,
-                             w_div=cfg.w_div, cls_weight=cfg.cls_weight, grad_clip=cfg.grad_clip, mode=cfg.generator)
-    step = TrainingStep(model, generator, optimizers, metric_loss, step_config, seed=cfg.seed,
+    step = TrainingStep(model, generator, optimizers, metric_loss, cfg.step_config, seed=cfg.seed,
                         autocast_dtype=torch.bfloat16 if cfg.amp else None)
     return TrainingParts(model, generator, metric_loss, optimizers, schedulers, step)

@@ -12,12 +12,9 @@ from torch import Tensor, nn
 
 from gcahng.errors import GcahngError, InputError
 from gcahng.generator import HardNegativeGenerator
-from gcahng.losses import METRIC_LOSSES, GeneratorLossWeights, generator_loss
+from gcahng.hyperparameters import StepConfig
+from gcahng.losses import METRIC_LOSSES, generator_loss
 from gcahng.training.optim import Optimizers
-
-#: ``gca``: the method. ``hdml``: CACAI with ``lambda = 1`` and no graph network (the
-#: hardness-aware baseline). ``none``: the metric loss alone.
-GENERATOR_MODES: tuple[str, ...] = ("gca", "hdml", "none")
 
 #: Running means start here, so ``gamma ~ 1`` and the synthetic term is off in epoch 0.
 INITIAL_RUNNING_MEAN = 1e6
@@ -25,24 +22,6 @@ INITIAL_RUNNING_MEAN = 1e6
 
 class NonFiniteLossError(GcahngError):
     """A loss became NaN or infinite; no parameter was updated from it."""
-
-
-@dataclass(frozen=True)
-class StepConfig:
-    """Hyper-parameters of one iteration (method.md §5, §6, §8)."""
-
-    alpha: float = 5.0  # hardness: gamma = exp(-alpha / Jbar_m)
-    beta: float = 20.0  # synthetic weight: 1 - exp(-beta / Jbar_gen)
-    softmax_weight: float = 20.0  # S
-    w_dot: float = 20.0
-    w_div: float = 60.0
-    cls_weight: float = 10.0
-    grad_clip: float = 10.0  # clip by value
-    mode: str = "gca"
-
-    def __post_init__(self) -> None:
-        if self.mode not in GENERATOR_MODES:
-            raise InputError(f"unknown generator mode {self.mode!r}; choose one of {', '.join(GENERATOR_MODES)}")
 
 
 @dataclass
@@ -88,7 +67,7 @@ class TrainingStep:
         generator: the :class:`HardNegativeGenerator` (GCL + ``W_s``).
         optimizers: see :func:`gcahng.training.build_optimizers`.
         metric_loss: a metric loss (``METRIC_LOSSES``); default N-pair.
-        config: :class:`StepConfig`.
+        config: :class:`~gcahng.hyperparameters.StepConfig` (loss weights, clipping, generator mode).
         seed: seed of the CPU generator for CACAI's random weighting.
         autocast_dtype: run the forward passes under ``torch.autocast`` with this dtype.
 
@@ -110,7 +89,6 @@ class TrainingStep:
         self.model, self.generator, self.optimizers = model, generator, optimizers
         self.metric_loss = metric_loss if metric_loss is not None else METRIC_LOSSES.get("npair")()
         self.config = config
-        self.loss_weights = GeneratorLossWeights(config.softmax_weight, config.w_dot, config.w_div)
         self.running = RunningMeans()
         self.rng = torch.Generator().manual_seed(seed)
         self.autocast_dtype = autocast_dtype
@@ -118,7 +96,7 @@ class TrainingStep:
     @property
     def gamma(self) -> float:
         """Hardness scale ``exp(-alpha / Jbar_m)``."""
-        return math.exp(-self.config.alpha / self.running.j_m)
+        return math.exp(-self.config.loss_weights.alpha / self.running.j_m)
 
     @property
     def synthetic_weight(self) -> float:
@@ -128,7 +106,7 @@ class TrainingStep:
         ``Jbar_gen``: the synthetic term is off in the first epoch and ramps up as ``J_m`` falls.
         """
         reference = self.running.j_gen if self.config.mode == "gca" else self.running.j_m
-        return 1.0 - math.exp(-self.config.beta / reference)
+        return 1.0 - math.exp(-self.config.loss_weights.beta / reference)
 
     def _autocast(self, device: torch.device):
         if self.autocast_dtype is None:
@@ -177,7 +155,7 @@ class TrainingStep:
             # 5: the classifier W_s on detached embeddings
             z_fixed = z.detach()
             opt.classifier.zero_grad(set_to_none=True)
-            out["J_cls"] = cfg.cls_weight * F.cross_entropy(gen.classifier(z_fixed), labels)
+            out["J_cls"] = cfg.loss_weights.cls_weight * F.cross_entropy(gen.classifier(z_fixed), labels)
             _require_finite("J_cls", out["J_cls"])
             out["J_cls"].backward()
             opt.classifier.step()
@@ -186,7 +164,8 @@ class TrainingStep:
             opt.gcl.zero_grad(set_to_none=True)
             _, lam, _ = gen.correlate(z_fixed, labels, C, m)
             negatives = gen.interpolate(z_fixed, lam, self.gamma, labels, C, m, self.rng)
-            out.update(generator_loss(z_fixed, lam, negatives, gen.classifier(negatives.embeddings), self.loss_weights))
+            out.update(generator_loss(z_fixed, lam, negatives, gen.classifier(negatives.embeddings),
+                                      cfg.loss_weights))
             _require_finite("J_gen", out["J_gen"])
             out["J_gen"].backward()
             _clip(gen.gcl, cfg.grad_clip)

@@ -96,7 +96,7 @@ def test_a_folder_of_another_config_fails_before_any_training(fake: type[FakeTra
     (["--grid", "epochs=1,2", "--epochs", "3"], "epochs given both in --grid"),
     (["--set", "seed=3"], "--set seed: the seeds come from --seeds and --seed-offset"),
     (["--grid", "generator=gca,mixup"],
-     "--grid generator=mixup: config key 'generator': unknown name 'mixup'; choose one of gca, hdml, none"),
+     "--grid generator=mixup: config key 'generator' must be 'gca' | 'hdml' | 'none', got 'mixup'"),
     (["--grid", "nodes=1"], "unknown config key 'nodes'; valid keys: dataset, data_root"),
 ])
 def test_bad_grids_fail_before_any_training(fake: type[FakeTrainer], tmp_path: Path, args: list[str],

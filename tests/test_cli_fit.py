@@ -106,6 +106,15 @@ def test_clear_errors_for_bad_input(tmp_path: Path) -> None:
     assert code != 0 and "missing.yaml' does not exist" in output
     code, output = _fit(["--set", "alpha=high"])
     assert code != 0 and "config key 'alpha' must be number, got 'high'" in output
+    for args, message in [(["--seed", "-1"], "config key 'seed' must be between 0 and 4294967295"),
+                          (["--seed", str(2**32)], "config key 'seed' must be between 0 and 4294967295"),
+                          (["--set", "decay_gamma=0"], "config key 'decay_gamma' must be > 0"),
+                          (["--set", "alpha=.nan"], "config key 'alpha' must be a finite number, got nan")]:
+        code, output = _fit([*args, "--out", str(tmp_path / "r")])
+        assert code != 0 and f"Error: with the overrides: {message}" in output and "Traceback" not in output, output
+    (tmp_path / "latin1.yaml").write_bytes("epochs: 3 # \xe9t\xe9\n".encode("latin-1"))
+    code, output = _fit(["--config", str(tmp_path / "latin1.yaml")])
+    assert code != 0 and "latin1.yaml' is not UTF-8 text" in output and "Traceback" not in output
     code, output = _fit(["--resume", str(tmp_path)])
     assert code != 0 and "no config.yaml there" in output
     code, output = _fit(["--resume", str(tmp_path), "--epochs", "3"])

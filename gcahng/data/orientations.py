@@ -18,11 +18,12 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import functional as TF
 
+from gcahng.choices import ClassAugmentation
 from gcahng.data.dataset import ImageDataset, Sample, Transform
 from gcahng.errors import InputError
 
 # class augmentation name -> number of orientations (the config's ``class_augmentation`` values)
-ORIENTATION_COUNTS: dict[str, int] = {"none": 1, "rot90": 4, "dihedral": 8}
+ORIENTATION_COUNTS: dict[ClassAugmentation, int] = {"none": 1, "rot90": 4, "dihedral": 8}
 
 _NAMES = ("", " rot90", " rot180", " rot270", " mirrored", " mirrored rot90", " mirrored rot180",
           " mirrored rot270")

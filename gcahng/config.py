@@ -85,7 +85,7 @@ class TrainConfig:
     w_dot: float = _LOSS.w_dot
     w_div: float = _LOSS.w_div
     cls_weight: float = _LOSS.cls_weight
-    plugins: tuple[str, ...] = ()  # modules imported before anything is built
+    plugins: tuple[str, ...] = ()  # modules that register components, imported by check_names
     # optimisation (method.md §6)
     epochs: int = 100
     base_lr: float = 1.5e-4
@@ -183,12 +183,14 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         return tuple(_coerce(key, v, h) for v, h in zip(value, item_hints, strict=False))
     if hint is float:
         if isinstance(value, str) and _EXPONENT_NUMBER.match(value):  # YAML 1.1 reads 1e-4 as a string
-            return float(value)
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
-        if not math.isfinite(value):
-            raise ConfigError(f"config key {key!r} must be a finite number, got {value!r}")
-        return float(value)
+        number = float(value) if isinstance(value, float) or abs(value) < 2**1023 else math.inf
+        if not math.isfinite(number):
+            shown = repr(value) if isinstance(value, float) else "an integer beyond the floating-point range"
+            raise ConfigError(f"config key {key!r} must be a finite number, got {shown}")
+        return number
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad

@@ -107,6 +107,8 @@ def test_yaml_exponent_numbers_and_assignments_are_read_as_numbers(tmp_path: Pat
         ({"base_lr": float("inf")}, "'base_lr' must be a finite number, got inf"),
         ({"crop_scale": [0.5, float("nan")]}, "'crop_scale' must be a finite number, got nan"),
         ({"val_fraction": float("-inf")}, "'val_fraction' must be a finite number, got -inf"),
+        ({"alpha": "1e999"}, "'alpha' must be a finite number, got inf"),
+        ({"beta": 10**400}, "'beta' must be a finite number, got an integer beyond the floating-point range"),
         ({"decay_gamma": 0}, "'decay_gamma' must be > 0, got 0.0"),
         ({"decay_gamma": -0.5}, "'decay_gamma' must be > 0, got -0.5"),
         ({"seed": -1}, "'seed' must be between 0 and 4294967295 (2**32 - 1), got -1"),

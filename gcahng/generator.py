@@ -99,11 +99,12 @@ class HardNegativeGenerator(nn.Module):
         classes_per_batch: int,
         per_class: int,
         generator: torch.Generator | None = None,
+        graph: Data | None = None,
     ) -> SyntheticNegatives:
-        """CACAI with this generator's random-weighting mode."""
+        """CACAI with this generator's random-weighting mode; ``graph``: the one ``lam`` was computed on."""
         return cacai(
             z, lam, gamma, labels, classes_per_batch, per_class,
-            random_weighting=self.random_weighting, generator=generator,
+            graph=graph, random_weighting=self.random_weighting, generator=generator,
         )
 
     def load_reference_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:

@@ -82,6 +82,14 @@ class HardNegativeGenerator(nn.Module):
         self.classifier = nn.Linear(dim, num_classes)  # W_s
         self.random_weighting = random_weighting
 
+    def reset_parameters(self) -> None:
+        """Re-draw GCL's and ``W_s``'s parameters as a freshly built generator would."""
+        self.gcl.reset_parameters()
+        self.classifier.reset_parameters()
+
+    def extra_repr(self) -> str:
+        return f"random_weighting={self.random_weighting!r}"
+
     def correlate(
         self, z: Tensor, labels: Tensor, classes_per_batch: int, per_class: int
     ) -> tuple[Data, Tensor, Tensor]:

@@ -17,6 +17,19 @@ from gcahng.graph import node_to_node as _node_to_node  # noqa: F401
 from gcahng.graph.registries import EDGE_TO_NODE, NODE_TO_EDGE, NODE_TO_NODE, Skip
 
 
+def reset_parameters_in_order(module: nn.Module) -> None:
+    """Re-initialise ``module``'s parameters child by child in registration order: a child with
+    ``reset_parameters()`` resets itself, any other is walked into. When children are
+    registered in the order they were built (as in GCL) the result equals a fresh module built
+    under the same seed."""
+    for child in module.children():
+        reset = getattr(child, "reset_parameters", None)
+        if callable(reset):
+            reset()
+        else:
+            reset_parameters_in_order(child)
+
+
 class GeluNorm(nn.Module):
     """``N(x) = LayerNorm(GELU(x))``; one instance is shared by all places of a layer.
 
@@ -149,6 +162,13 @@ class GCL(nn.Module):
         self.edge_readout = nn.Linear(dim, dim)  # W_lam
         self.node_bn = _frozen_zero_bias_bn(dim)  # BN_n
         self.node_classifier = nn.Linear(dim, num_classes)  # W_cls
+
+    def reset_parameters(self) -> None:
+        """Re-draw every parameter (and the BatchNorm statistics) as a freshly built GCL would."""
+        reset_parameters_in_order(self)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, num_classes={self.num_classes}, iterations={len(self.layers)}"
 
     def forward(self, data: Data) -> tuple[Tensor, Tensor]:
         if data.x.shape[1] != self.dim:

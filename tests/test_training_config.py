@@ -124,7 +124,9 @@ def test_bad_files_are_named(tmp_path: Path) -> None:
         parse_assignments(["alpha"])
 
 
-def test_plugins_are_imported_before_names_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugins_are_imported_before_names_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plugins_undone: None
+) -> None:
     (tmp_path / "my_loss_plugin.py").write_text(
         "from gcahng.losses import METRIC_LOSSES, NPairLoss\n"
         "METRIC_LOSSES.register('my_npair')(type('MyNPair', (NPairLoss,), {}))\n"

@@ -113,8 +113,8 @@ def cacai(
         if graph is None:
             raise InputError("CACAI needs the batch graph lambda was computed on (graph=...) to check its edge order")
         check_row_major(graph, lam, "CACAI", classes_per_batch=C, per_class=m)
-    if lam is not None and lam.shape != (B * B, D):
-        raise InputError(f"lambda must have shape ({B * B}, {D}), got {tuple(lam.shape)}")
+        if lam.shape[1] != D:
+            raise InputError(f"lambda must have shape ({B * B}, {D}), got {tuple(lam.shape)}")
     zhat = interpolate_candidates(z, lam, gamma, C, m)  # (m, C, m, C, D) [t, a, s, n]
     u = _mixing_weights(m, C, random_weighting, generator, z)
     acc = zhat[:, :, 0]  # (m, C, C, D) [t, a, n]

@@ -67,8 +67,9 @@ def test_generator_and_gcl_reset_like_fresh_ones(kwargs):
     assert _states_equal(gcl, fresh.gcl)
 
 
-def test_reset_walks_into_a_plugin_layer_without_reset_parameters():
-    class Plain(nn.Module):  # no base class, no reset_parameters: its Linear is reset
+@pytest.mark.parametrize("base", [nn.Module, NodeToNodeLayer])
+def test_reset_walks_into_a_plugin_layer_without_reset_parameters(base):
+    class Plain(base):  # no reset_parameters of its own: its Linear is reset
         def __init__(self, dim, *, heads=1, dropout=0.0):
             super().__init__()
             self.lin = nn.Linear(dim, dim)

@@ -14,20 +14,7 @@ from gcahng.errors import InputError
 from gcahng.graph import edge_to_node as _edge_to_node  # noqa: F401
 from gcahng.graph import node_to_edge as _node_to_edge  # noqa: F401
 from gcahng.graph import node_to_node as _node_to_node  # noqa: F401
-from gcahng.graph.registries import EDGE_TO_NODE, NODE_TO_EDGE, NODE_TO_NODE, Skip
-
-
-def reset_parameters_in_order(module: nn.Module) -> None:
-    """Re-initialise ``module``'s parameters child by child in registration order: a child with
-    ``reset_parameters()`` resets itself, any other is walked into. When children are
-    registered in the order they were built (as in GCL) the result equals a fresh module built
-    under the same seed."""
-    for child in module.children():
-        reset = getattr(child, "reset_parameters", None)
-        if callable(reset):
-            reset()
-        else:
-            reset_parameters_in_order(child)
+from gcahng.graph.registries import EDGE_TO_NODE, NODE_TO_EDGE, NODE_TO_NODE, Skip, reset_parameters_in_order
 
 
 class GeluNorm(nn.Module):

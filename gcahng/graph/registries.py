@@ -35,13 +35,28 @@ from torch_geometric.data import Data
 from gcahng.registry import Registry, check_module_class
 
 
+def reset_parameters_in_order(module: nn.Module) -> None:
+    """Re-initialise ``module``'s parameters child by child in registration order: a child with
+    ``reset_parameters()`` resets itself, any other is walked into. When children are
+    registered in the order they were built (as in GCL) the result equals a fresh module built
+    under the same seed."""
+    for child in module.children():
+        reset = getattr(child, "reset_parameters", None)
+        if callable(reset):
+            reset()
+        else:
+            reset_parameters_in_order(child)
+
+
 class GCLLayer(nn.Module):
     """What the layers of every role share: the constructor ``cls(dim, *, heads, dropout)``,
     ``reset_parameters()`` (re-draws every parameter as a freshly built layer would: under the
     same seed the result equals a new layer) and a ``repr`` naming the arguments it uses."""
 
     def reset_parameters(self) -> None:
-        raise NotImplementedError(f"{type(self).__name__} does not implement reset_parameters")
+        """By default :func:`reset_parameters_in_order`; a layer that re-initialises after
+        building (the built-in ``xavier_uniform_`` projections) overrides it."""
+        reset_parameters_in_order(self)
 
 
 class NodeToNodeLayer(GCLLayer):

@@ -88,6 +88,7 @@ def run_one(impl: str, C: int, m: int, D: int, K: int, H: int, repeats: int) -> 
     gcl = GCL(D, 100, GCLConfig(iterations=K, heads=H)).eval()  # eval: no dropout, so outputs can be compared
     labels = torch.arange(C).repeat(m)
     z0 = torch.randn(C * m, D)
+    layout_graph = build_batch_graph(z0, labels, C, m)  # the edge layout both implementations produce lam in
 
     def step() -> tuple[Tensor, Tensor, Tensor]:
         z = z0.clone().requires_grad_(True)
@@ -95,7 +96,7 @@ def run_one(impl: str, C: int, m: int, D: int, K: int, H: int, repeats: int) -> 
             lam, logits = gcl(build_batch_graph(z, labels, C, m))
         else:
             lam, logits = dense_gcl(gcl, z, labels)
-        neg = cacai(z, lam, 0.9, labels, C, m, generator=torch.Generator().manual_seed(0))
+        neg = cacai(z, lam, 0.9, labels, C, m, graph=layout_graph, generator=torch.Generator().manual_seed(0))
         (lam.mean() + logits.logsumexp(1).mean() + neg.embeddings.pow(2).mean()).backward()
         return lam.detach(), logits.detach(), neg.embeddings.detach()
 

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch_geometric.data import Data
 
 from gcahng.choices import RANDOM_WEIGHTINGS, RandomWeighting
 from gcahng.errors import InputError
+from gcahng.graph.batch_graph import check_row_major
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ def cacai(
     classes_per_batch: int,
     per_class: int,
     *,
+    graph: Data | None = None,
     random_weighting: RandomWeighting = "shared",
     generator: torch.Generator | None = None,
 ) -> SyntheticNegatives:
@@ -94,6 +97,8 @@ def cacai(
         lam: (B*B, D) interpolation vectors from GCL (row-major edges), or ``None`` for 1.
         gamma: ``exp(-alpha / Jbar_m)``.
         labels: (B,) chunk-major labels.
+        graph: the batch graph ``lam`` was computed on, required with ``lam``: its recorded
+            layout and edges must be the complete row-major ones (:func:`~gcahng.graph.check_row_major`).
         random_weighting: ``"shared"`` (reference) or ``"per-pair"``.
         generator: CPU random generator for the mixing weights.
     """
@@ -101,8 +106,12 @@ def cacai(
     B, D = z.shape
     if B != C * m:
         raise InputError(f"batch size {B} != classes_per_batch * per_class = {C * m}")
-    if lam is not None and lam.shape != (B * B, D):
-        raise InputError(f"lambda must have shape ({B * B}, {D}), got {tuple(lam.shape)}")
+    if lam is not None:
+        if graph is None:
+            raise InputError("CACAI needs the batch graph lambda was computed on (graph=...) to check its edge order")
+        check_row_major(graph, lam, "CACAI", classes_per_batch=C, per_class=m)
+        if lam.shape[1] != D:
+            raise InputError(f"lambda must have shape ({B * B}, {D}), got {tuple(lam.shape)}")
     zhat = interpolate_candidates(z, lam, gamma, C, m)  # (m, C, m, C, D) [t, a, s, n]
     u = _mixing_weights(m, C, random_weighting, generator, z)
     acc = zhat[:, :, 0]  # (m, C, C, D) [t, a, n]

@@ -66,6 +66,14 @@ class HardNegativeGenerator(nn.Module):
         self.classifier = nn.Linear(dim, num_classes)  # W_s
         self.random_weighting = config.random_weighting
 
+    def reset_parameters(self) -> None:
+        """Re-draw GCL's and ``W_s``'s parameters as a freshly built generator would."""
+        self.gcl.reset_parameters()
+        self.classifier.reset_parameters()
+
+    def extra_repr(self) -> str:
+        return f"random_weighting={self.random_weighting!r}"
+
     def correlate(
         self, z: Tensor, labels: Tensor, classes_per_batch: int, per_class: int
     ) -> tuple[Data, Tensor, Tensor]:
@@ -83,11 +91,12 @@ class HardNegativeGenerator(nn.Module):
         classes_per_batch: int,
         per_class: int,
         generator: torch.Generator | None = None,
+        graph: Data | None = None,
     ) -> SyntheticNegatives:
-        """CACAI with this generator's random-weighting mode."""
+        """CACAI with this generator's random-weighting mode; ``graph``: the one ``lam`` was computed on."""
         return cacai(
             z, lam, gamma, labels, classes_per_batch, per_class,
-            random_weighting=self.random_weighting, generator=generator,
+            graph=graph, random_weighting=self.random_weighting, generator=generator,
         )
 
     def load_reference_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:

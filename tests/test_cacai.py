@@ -4,6 +4,7 @@ import torch
 from core_helpers import random_batch
 
 from gcahng.cacai import cacai, interpolate_candidates
+from gcahng.graph import build_batch_graph
 
 
 def slow_cacai(z, lam, gamma, C, m, u):
@@ -41,7 +42,8 @@ def test_matches_slow_loop(mode):
     z, y = random_batch(C, m, D, seed=3)
     lam = torch.rand(C * m * C * m, D, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     gamma = 0.7
-    neg = cacai(z, lam, gamma, y, C, m, random_weighting=mode, generator=torch.Generator().manual_seed(5))
+    graph = build_batch_graph(z, y, C, m)
+    neg = cacai(z, lam, gamma, y, C, m, graph=graph, random_weighting=mode, generator=torch.Generator().manual_seed(5))
     g = torch.Generator().manual_seed(5)
     if mode == "shared":  # one draw per (t, s), t outer, s inner
         flat = torch.rand(m * (m - 1), generator=g).double().tolist()
@@ -56,7 +58,7 @@ def test_labels_own_class_rows_and_anchor_index():
     C, m = 3, 2
     z, _ = random_batch(C, m, 4)
     y = torch.tensor([7, 2, 9]).repeat(m)
-    neg = cacai(z, torch.rand(36, 4, dtype=torch.float64), 1.0, y, C, m)
+    neg = cacai(z, torch.rand(36, 4, dtype=torch.float64), 1.0, y, C, m, graph=build_batch_graph(z, y, C, m))
     assert neg.embeddings.shape == (m * C * C, 4)
     for row in range(m * C * C):
         t, rest = divmod(row, C * C)
@@ -118,7 +120,8 @@ def test_mixing_is_a_convex_combination_of_the_class_candidates():
     z, y = random_batch(C, m, D, seed=7)
     lam = torch.rand(C * m * C * m, D, dtype=torch.float64)
     for mode in ("shared", "per-pair"):
-        neg = cacai(z, lam, 0.8, y, C, m, random_weighting=mode, generator=torch.Generator().manual_seed(0))
+        neg = cacai(z, lam, 0.8, y, C, m, graph=build_batch_graph(z, y, C, m), random_weighting=mode,
+                    generator=torch.Generator().manual_seed(0))
         zhat = interpolate_candidates(z, lam, 0.8, C, m)  # [t, a, s, n]
         out = neg.embeddings.view(m, C, C, D)
         lo = zhat.min(dim=2).values  # over s
@@ -131,7 +134,8 @@ def test_gradients_are_finite_through_the_anchor_own_candidate():
     z, y = random_batch(C, m, D)
     z = z.float().requires_grad_(True)
     lam = torch.rand(36, D, requires_grad=True)
-    neg = cacai(z, lam, 0.5, y, C, m, generator=torch.Generator().manual_seed(0))
+    graph = build_batch_graph(z.detach(), y, C, m)
+    neg = cacai(z, lam, 0.5, y, C, m, graph=graph, generator=torch.Generator().manual_seed(0))
     neg.embeddings.sum().backward()
     assert torch.isfinite(z.grad).all() and torch.isfinite(lam.grad).all()
 
@@ -140,5 +144,7 @@ def test_bad_arguments():
     z, y = random_batch(2, 2, 4)
     with pytest.raises(ValueError, match="random weighting"):
         cacai(z, None, 1.0, y, 2, 2, random_weighting="both")
+    with pytest.raises(ValueError, match="one row per edge"):
+        cacai(z, torch.rand(4, 4), 1.0, y, 2, 2, graph=build_batch_graph(z, y, 2, 2))
     with pytest.raises(ValueError, match="lambda must have shape"):
-        cacai(z, torch.rand(4, 4), 1.0, y, 2, 2)
+        cacai(z, torch.rand(16, 3), 1.0, y, 2, 2, graph=build_batch_graph(z, y, 2, 2))

@@ -159,8 +159,8 @@ class NanInEpoch2(TinyCNN):
 '''
 
 
-def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     plugins_undone: None) -> None:
     (tmp_path / "nan_plugin.py").write_text(NAN_PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
     run = tmp_path / "run"

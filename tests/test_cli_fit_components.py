@@ -46,7 +46,7 @@ def test_component_options_reach_the_run_config_and_train(tmp_path: Path) -> Non
     assert all(math.isfinite(v) for v in record["loss"].values())
 
 
-def test_a_layer_from_a_plugin_module_outside_the_package(tmp_path: Path) -> None:
+def test_a_layer_from_a_plugin_module_outside_the_package(tmp_path: Path, plugins_undone: None) -> None:
     assert "plugin_layers" not in sys.modules  # registered only by --plugin below
     code, output = _fit([*TINY, "--node-to-node", "plugin_counting_mean", "--out", str(tmp_path / "a")])
     registered = ", ".join(NODE_TO_NODE.names())

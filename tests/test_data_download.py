@@ -69,10 +69,10 @@ def cub_archive(tmp_path_factory) -> bytes:
 
 
 @pytest.fixture
-def fake_cub(monkeypatch, cub_archive):
+def fake_cub(cub_archive):
     source = DATASETS.get("cub200")
-    monkeypatch.setitem(DATASETS._items, "cub200", dataclasses.replace(source, archive=_spec(cub_archive)))
-    return cub_archive
+    with DATASETS.registered("cub200", dataclasses.replace(source, archive=_spec(cub_archive)), overwrite=True):
+        yield cub_archive
 
 
 def test_download_verifies_extracts_and_validates(tmp_path, fake_cub):

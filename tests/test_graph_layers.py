@@ -176,8 +176,7 @@ def test_none_node_to_edge_keeps_initial_correlations():
 def test_user_registered_layer_is_selected_by_name():
     calls = []
 
-    @NODE_TO_NODE.register("test_scaled_identity", overwrite=True)
-    class ScaledIdentity(torch.nn.Module):
+    class ScaledIdentity(torch.nn.Module):  # a plain module: subclassing the role's base is optional
         def __init__(self, dim, *, heads=1, dropout=0.0):
             super().__init__()
             self.scale = torch.nn.Parameter(torch.tensor(0.5))
@@ -186,7 +185,9 @@ def test_user_registered_layer_is_selected_by_name():
             calls.append(h.shape)
             return self.scale * h
 
-    gcl = GCL(8, 3, GCLConfig(iterations=2, heads=2, node_to_node="test_scaled_identity"))
+    with NODE_TO_NODE.registered("test_scaled_identity", ScaledIdentity):
+        gcl = GCL(8, 3, GCLConfig(iterations=2, heads=2, node_to_node="test_scaled_identity"))
+    assert "test_scaled_identity" not in NODE_TO_NODE
     z, y = random_batch(2, 2, 8, dtype=torch.float32)
     gcl(build_batch_graph(z, y, 2, 2))
     assert calls == [(4, 8), (4, 8)]

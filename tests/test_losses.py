@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from core_helpers import random_batch
 
 from gcahng.cacai import SyntheticNegatives, cacai
+from gcahng.graph import build_batch_graph
 from gcahng.hyperparameters import LossWeights
 from gcahng.losses import (
     L2_WEIGHT,
@@ -39,7 +40,7 @@ def test_npair_metric_loss_matches_loop_over_chunks():
 def test_npair_synthetic_loss_matches_loop():
     C, m, D = 3, 3, 4
     z, y = random_batch(C, m, D, seed=5)
-    neg = cacai(z, torch.rand(C * m * C * m, D, dtype=torch.float64), 0.6, y, C, m,
+    neg = cacai(z, torch.rand(C * m * C * m, D, dtype=torch.float64), 0.6, y, C, m, graph=build_batch_graph(z, y, C, m),
                 generator=torch.Generator().manual_seed(1))
     Z = z.view(m, C, D)
     total = 0.0
@@ -74,9 +75,14 @@ def test_hardness_loss_masks_own_class_rows_but_counts_them():
     assert hardness_loss(z, neg).item() == pytest.approx(expected, rel=1e-12)
 
 
+def _two_node_graph():
+    """The batch graph of two nodes of different classes (C = 2, m = 1): 4 edges."""
+    return build_batch_graph(torch.tensor([[1.0], [2.0]], dtype=torch.float64), torch.tensor([0, 1]), 2, 1)
+
+
 def test_diversity_loss_hand_computed():
     lam = torch.tensor([[0.2], [0.6], [0.5], [0.5]], dtype=torch.float64)
-    assert diversity_loss(lam, 2).item() == pytest.approx(0.01 * (1 - math.sqrt(0.08 / 4)), rel=1e-12)
+    assert diversity_loss(lam, _two_node_graph()).item() == pytest.approx(0.01 * (1 - math.sqrt(0.08 / 4)), rel=1e-12)
 
 
 def test_label_preserving_loss_and_generator_combination():
@@ -86,8 +92,8 @@ def test_label_preserving_loss_and_generator_combination():
     assert soft.item() == pytest.approx(F.cross_entropy(logits, neg.labels).item())
     lam = torch.tensor([[0.2], [0.6], [0.5], [0.5]], dtype=torch.float64)
     w = LossWeights(softmax_weight=20.0, w_dot=10.0, w_div=60.0)
-    terms = generator_loss(z, lam, neg, logits, w)
-    expected = 0.5 * (20 * soft + 10 * hardness_loss(z, neg) + 60 * diversity_loss(lam, 2))
+    terms = generator_loss(z, lam, neg, logits, w, graph=_two_node_graph())
+    expected = 0.5 * (20 * soft + 10 * hardness_loss(z, neg) + 60 * diversity_loss(lam, _two_node_graph()))
     assert terms["J_gen"].item() == pytest.approx(expected.item(), rel=1e-12)
     assert set(terms) == {"J_soft", "J_sim", "J_div", "J_gen"}
 

@@ -10,6 +10,7 @@ from pytorch_metric_learning import losses as pml_losses
 
 from gcahng.cacai import SyntheticNegatives, cacai
 from gcahng.errors import InputError
+from gcahng.graph import build_batch_graph
 from gcahng.losses import METRIC_LOSSES, SyntheticNegativeAdapter, anchor_specific_pairs
 
 C, M, D = 4, 3, 6
@@ -17,7 +18,8 @@ C, M, D = 4, 3, 6
 
 def _negatives(z, y, seed=1):
     lam = torch.rand(C * M * C * M, D, generator=torch.Generator().manual_seed(seed), dtype=z.dtype)
-    return cacai(z, lam, 0.7, y, C, M, generator=torch.Generator().manual_seed(seed))
+    graph = build_batch_graph(z, y, C, M)
+    return cacai(z, lam, 0.7, y, C, M, graph=graph, generator=torch.Generator().manual_seed(seed))
 
 
 def _slow_sets(labels, negatives=None):

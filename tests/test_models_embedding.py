@@ -164,12 +164,12 @@ class _Pixels(Backbone):
         return self.pool(images).flatten(1)
 
 
-def test_a_backbone_without_weights_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(BACKBONES._items, "pixels_for_test", _Pixels)
-    model = create_embedding_model("pixels_for_test", 8, pretrained=False, image_size=16).eval()
-    state = model.state_dict()
-    assert all(k.startswith("fc.") for k in state)  # only the head has weights
-    loaded = load_embedding_model(model.spec, state).eval()
+def test_a_backbone_without_weights_round_trips() -> None:
+    with BACKBONES.registered("pixels_for_test", _Pixels):
+        model = create_embedding_model("pixels_for_test", 8, pretrained=False, image_size=16).eval()
+        state = model.state_dict()
+        assert all(k.startswith("fc.") for k in state)  # only the head has weights
+        loaded = load_embedding_model(model.spec, state).eval()
     images = torch.randn(3, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(loaded(images), model(images))

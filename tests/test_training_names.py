@@ -35,7 +35,9 @@ def test_unregistered_names_name_the_key_and_list_the_registered_ones(overrides:
         check_names(cfg)
 
 
-def test_plugins_are_imported_before_names_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugins_are_imported_before_names_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plugins_undone: None
+) -> None:
     (tmp_path / "my_loss_plugin.py").write_text(
         "from gcahng.losses import METRIC_LOSSES, NPairLoss\n"
         "METRIC_LOSSES.register('my_npair')(type('MyNPair', (NPairLoss,), {}))\n"

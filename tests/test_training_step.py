@@ -69,9 +69,10 @@ def test_gradient_routing_of_one_step():
     step(x, y, C, M)
 
     z = net(x)
-    graph_lam, logits = gen.gcl(build_batch_graph(z, y, C, M))
+    graph = build_batch_graph(z, y, C, M)
+    graph_lam, logits = gen.gcl(graph)
     j_gce = F.cross_entropy(logits, y)
-    neg = gen.interpolate(z, graph_lam.detach(), step.gamma, y, C, M, rng)
+    neg = gen.interpolate(z, graph_lam.detach(), step.gamma, y, C, M, rng, graph)
     j_metric = NPairLoss()(z, y, C, M) + step.synthetic_weight * NPairLoss().synthetic(z, neg, y, C, M) + j_gce
 
     # the embedding network is stepped with the gradients of J_metric
@@ -83,9 +84,10 @@ def test_gradient_routing_of_one_step():
     _assert_same(opts.classifier.seen[0], _grads(j_cls, gen.classifier.parameters()))
     # the GCL's second step sees J_gen only, computed on detached embeddings
     zd = z.detach()
-    lam, _ = gen.gcl(build_batch_graph(zd, y, C, M))
-    neg2 = gen.interpolate(zd, lam, step.gamma, y, C, M, rng)
-    j_gen = generator_loss(zd, lam, neg2, gen.classifier(neg2.embeddings), LossWeights())["J_gen"]
+    graph = build_batch_graph(zd, y, C, M)
+    lam, _ = gen.gcl(graph)
+    neg2 = gen.interpolate(zd, lam, step.gamma, y, C, M, rng, graph)
+    j_gen = generator_loss(zd, lam, neg2, gen.classifier(neg2.embeddings), LossWeights(), graph=graph)["J_gen"]
     _assert_same(opts.gcl.seen[1], _grads(j_gen, gen.gcl.parameters()))
     # J_gen left no gradient on the embedding network: its grads are still J_metric's
     _assert_same([p.grad for p in net.parameters()], opts.embedding.seen[0])

@@ -1,6 +1,8 @@
 """The batch similarity graph of method.md §2 as a PyTorch Geometric ``Data`` object."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
@@ -9,6 +11,62 @@ from gcahng.errors import InputError
 
 #: Added to the centred norm so that a constant embedding gives zero correlations, not NaN.
 NORM_EPS = 1e-12
+
+#: The only layout :func:`build_batch_graph` builds: every ordered pair ``(i, j)`` of the ``B``
+#: nodes, self-loops included, as edge ``e = i*B + j``.
+COMPLETE_ROW_MAJOR = "complete-row-major-with-self-loops"
+
+
+@dataclass(frozen=True)
+class GraphLayout:
+    """How the edges of a batch graph are laid out, stored as ``data.layout`` by
+    :func:`build_batch_graph` for the consumers that address edges by position (CACAI and the
+    diversity loss ``view`` the (E, D) ``lambda`` as (m, C, m, C, D))."""
+
+    kind: str
+    num_nodes: int
+    classes_per_batch: int
+    per_class: int
+
+
+def check_row_major(
+    graph: Data, lam: Tensor, consumer: str, *, classes_per_batch: int | None = None, per_class: int | None = None
+) -> GraphLayout:
+    """The graph's :class:`GraphLayout`, after checking that ``graph`` is the complete row-major
+    graph built by :func:`build_batch_graph` (for a ``C x m`` batch, when given) and that ``lam``
+    (E, D) holds one row per edge. Raises :class:`InputError` otherwise; ``consumer`` names the
+    caller in the message.
+
+    Besides the recorded layout it compares ``graph.edge_index`` with the layout (2*B*B
+    integers), so edges reordered or dropped after building are caught too.
+    """
+    layout = getattr(graph, "layout", None)
+    if not isinstance(layout, GraphLayout) or layout.kind != COMPLETE_ROW_MAJOR:
+        found = layout.kind if isinstance(layout, GraphLayout) else "none recorded"
+        raise InputError(
+            f"{consumer} needs the {COMPLETE_ROW_MAJOR} batch graph of build_batch_graph; "
+            f"the graph's layout is {found}"
+        )
+    built = (layout.classes_per_batch, layout.per_class)
+    wanted = (classes_per_batch or built[0], per_class or built[1])  # None: take the recorded value
+    if built != wanted:
+        raise InputError(
+            f"{consumer} got a graph built for C={built[0]}, m={built[1]}, "
+            f"but the batch has C={wanted[0]}, m={wanted[1]}"
+        )
+    B = layout.num_nodes
+    edge_index = graph.edge_index
+    if tuple(edge_index.shape) != (2, B * B) or not torch.equal(edge_index, complete_edge_index(B, edge_index.device)):
+        raise InputError(
+            f"{consumer} needs the edges in the {COMPLETE_ROW_MAJOR} order of build_batch_graph "
+            f"({B * B} edges, e = i*{B} + j); this graph's {edge_index.shape[1]} edges were reordered or dropped"
+        )
+    if lam.dim() != 2 or lam.shape[0] != B * B:
+        raise InputError(
+            f"{consumer} needs lambda with one row per edge, ({B * B}, D) in the graph's edge order; "
+            f"got {tuple(lam.shape)} (a layer that drops or adds edges cannot feed it)"
+        )
+    return layout
 
 
 def check_chunk_major(labels: Tensor, classes_per_batch: int, per_class: int) -> None:
@@ -70,7 +128,8 @@ def build_batch_graph(
     Returns:
         ``Data`` with ``x`` (B, D) = ``z``, ``edge_index`` (2, B*B) row-major with self-loops,
         ``edge_attr`` (B*B, D) channel-wise correlations, ``y`` (B,), ``same_class`` (B*B,) bool
-        (true on self-loops), and the ints ``classes_per_batch`` / ``per_class``.
+        (true on self-loops), the ints ``classes_per_batch`` / ``per_class``, and ``layout``,
+        the :class:`GraphLayout` (``COMPLETE_ROW_MAJOR``) that :func:`check_row_major` checks.
     Raises:
         InputError (a ``ValueError``): ``z`` not 2-D or not finite, ``B != C*m``, labels not
         chunk-major, or a class repeated within a chunk.
@@ -100,4 +159,5 @@ def build_batch_graph(
         same_class=same_class,
         classes_per_batch=int(classes_per_batch),
         per_class=int(per_class),
+        layout=GraphLayout(COMPLETE_ROW_MAJOR, B, int(classes_per_batch), int(per_class)),
     )

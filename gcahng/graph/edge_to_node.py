@@ -7,14 +7,21 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.nn import MessagePassing
 
-from gcahng.graph.registries import EDGE_TO_NODE
+from gcahng.graph.registries import EDGE_TO_NODE, EdgeToNodeLayer
 
 
-class _EdgeToSource(MessagePassing):
+class _EdgeToSource(EdgeToNodeLayer, MessagePassing):
     def __init__(self, dim: int, aggr: str) -> None:
         # target_to_source: messages are aggregated at edge_index[0], the source
         super().__init__(aggr=aggr, flow="target_to_source")
+        self.dim = dim
         self.lin = nn.Linear(dim, dim)
+
+    def reset_parameters(self) -> None:
+        self.lin.reset_parameters()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.dim})"
 
     def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor:
         B = h.shape[0]
@@ -26,7 +33,8 @@ class _EdgeToSource(MessagePassing):
 
 @EDGE_TO_NODE.register("sum")
 class SumEdgeToNode(_EdgeToSource):
-    """``o_i = sum_j GELU(W_en w_ij + b_en)`` (the reference: summed, not averaged)."""
+    """``o_i = sum_j GELU(W_en w_ij + b_en)`` (the reference: summed, not averaged).
+    ``heads`` and ``dropout`` are not used."""
 
     def __init__(self, dim: int, *, heads: int = 1, dropout: float = 0.0) -> None:
         super().__init__(dim, "add")
@@ -34,7 +42,7 @@ class SumEdgeToNode(_EdgeToSource):
 
 @EDGE_TO_NODE.register("mean")
 class MeanEdgeToNode(_EdgeToSource):
-    """``o_i = mean_j GELU(W_en w_ij + b_en)``."""
+    """``o_i = mean_j GELU(W_en w_ij + b_en)``. ``heads`` and ``dropout`` are not used."""
 
     def __init__(self, dim: int, *, heads: int = 1, dropout: float = 0.0) -> None:
         super().__init__(dim, "mean")

@@ -14,7 +14,7 @@ from gcahng.errors import InputError
 from gcahng.graph import edge_to_node as _edge_to_node  # noqa: F401
 from gcahng.graph import node_to_edge as _node_to_edge  # noqa: F401
 from gcahng.graph import node_to_node as _node_to_node  # noqa: F401
-from gcahng.graph.registries import EDGE_TO_NODE, NODE_TO_EDGE, NODE_TO_NODE, Skip
+from gcahng.graph.registries import EDGE_TO_NODE, NODE_TO_EDGE, NODE_TO_NODE, Skip, reset_parameters_in_order
 from gcahng.hyperparameters import GCLConfig
 
 
@@ -139,6 +139,13 @@ class GCL(nn.Module):
         self.edge_readout = nn.Linear(dim, dim)  # W_lam
         self.node_bn = _frozen_zero_bias_bn(dim)  # BN_n
         self.node_classifier = nn.Linear(dim, num_classes)  # W_cls
+
+    def reset_parameters(self) -> None:
+        """Re-draw every parameter (and the BatchNorm statistics) as a freshly built GCL would."""
+        reset_parameters_in_order(self)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, num_classes={self.num_classes}, iterations={len(self.layers)}"
 
     def forward(self, data: Data) -> tuple[Tensor, Tensor]:
         if data.x.shape[1] != self.dim:

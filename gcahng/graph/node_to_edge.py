@@ -12,11 +12,11 @@ from torch_geometric.data import Data
 from torch_geometric.nn import MessagePassing
 
 from gcahng.graph.ops import gather_dot, gather_scale
-from gcahng.graph.registries import NODE_TO_EDGE
+from gcahng.graph.registries import NODE_TO_EDGE, NodeToEdgeLayer
 
 
 @NODE_TO_EDGE.register("attention")
-class EdgeAttention(MessagePassing):
+class EdgeAttention(NodeToEdgeLayer, MessagePassing):
     """Single-head attention of an edge over its two endpoints (the reference architecture).
 
     ``n = GELU(W_ne h + b_ne)``; query ``W_q' w_ij``, keys ``W_k' n_i``, ``W_k' n_j``, values
@@ -25,19 +25,32 @@ class EdgeAttention(MessagePassing):
 
     The query projection is folded onto the nodes, ``<W_q' w + b, k> = <w, W_q'^T k> + <b, k>``,
     so no (E, D) query is formed, and the per-edge products keep only node tensors for backward.
+    ``heads`` is not used (single head).
     """
 
     def __init__(self, dim: int, *, heads: int = 1, dropout: float = 0.1) -> None:
         super().__init__()
+        self.dim = dim
         self.scale = 1.0 / math.sqrt(dim)
         self.lin_node = nn.Linear(dim, dim)  # W_ne, PyTorch default init
         self.lin_q = nn.Linear(dim, dim)
         self.lin_k = nn.Linear(dim, dim)
         self.lin_v = nn.Linear(dim, dim)
+        self._init_projections()
+        self.dropout = nn.Dropout(dropout)
+
+    def _init_projections(self) -> None:
         for lin in (self.lin_q, self.lin_k, self.lin_v):
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
-        self.dropout = nn.Dropout(dropout)
+
+    def reset_parameters(self) -> None:
+        for lin in (self.lin_node, self.lin_q, self.lin_k, self.lin_v):  # the draws of a fresh layer
+            lin.reset_parameters()
+        self._init_projections()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.dim}, dropout={self.dropout.p})"
 
     def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor:
         n = F.gelu(self.lin_node(h))  # (B, D)
@@ -65,15 +78,24 @@ class EdgeAttention(MessagePassing):
 
 
 @NODE_TO_EDGE.register("mlp")
-class MLPNodeToEdge(MessagePassing):
-    """``a_ij = GELU(P n_i + Q n_j + R w_ij + b)`` with ``n = GELU(W_ne h + b_ne)``: no attention."""
+class MLPNodeToEdge(NodeToEdgeLayer, MessagePassing):
+    """``a_ij = GELU(P n_i + Q n_j + R w_ij + b)`` with ``n = GELU(W_ne h + b_ne)``: no attention.
+    ``heads`` and ``dropout`` are not used."""
 
     def __init__(self, dim: int, *, heads: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
+        self.dim = dim
         self.lin_node = nn.Linear(dim, dim)
         self.lin_src = nn.Linear(dim, dim, bias=False)
         self.lin_dst = nn.Linear(dim, dim, bias=False)
         self.lin_edge = nn.Linear(dim, dim)
+
+    def reset_parameters(self) -> None:
+        for lin in (self.lin_node, self.lin_src, self.lin_dst, self.lin_edge):
+            lin.reset_parameters()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.dim})"
 
     def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor:
         n = F.gelu(self.lin_node(h))

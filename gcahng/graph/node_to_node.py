@@ -14,7 +14,7 @@ from torch_geometric.nn import GATv2Conv, MessagePassing
 
 from gcahng.errors import InputError
 from gcahng.graph.ops import gather_dot, gather_scale
-from gcahng.graph.registries import NODE_TO_NODE
+from gcahng.graph.registries import NODE_TO_NODE, NodeToNodeLayer
 from gcahng.graph.softmax import zero_slot_softmax
 
 
@@ -29,27 +29,38 @@ def _check_heads(dim: int, heads: int) -> None:
 
 
 @NODE_TO_NODE.register("attention")
-class NodeAttention(MessagePassing):
+class NodeAttention(NodeToNodeLayer, MessagePassing):
     """Masked multi-head attention with a zero-logit slot (the reference architecture).
 
     For an edge ``i -> j`` the score of head ``h`` is ``<q_j, k_i> / sqrt(D/H)`` (the target
     asks, the source answers); weights are :func:`zero_slot_softmax` over the cross-class
     edges entering ``j``; ``o_j = W_o concat_h(sum_i a_ij v_i) + b_o``. ``q, k, v`` are projected
     once per node; the per-edge products gather them without keeping (E, D) copies
-    (:mod:`gcahng.graph.ops`).
+    (:mod:`gcahng.graph.ops`). ``dropout`` is not used.
     """
 
     def __init__(self, dim: int, *, heads: int = 4, dropout: float = 0.0) -> None:
         super().__init__(aggr="add", node_dim=0)
         _check_heads(dim, heads)
-        self.heads, self.head_dim = heads, dim // heads
+        self.dim, self.heads, self.head_dim = dim, heads, dim // heads
         self.lin_q = nn.Linear(dim, dim)
         self.lin_k = nn.Linear(dim, dim)
         self.lin_v = nn.Linear(dim, dim)
         self.lin_out = nn.Linear(dim, dim)
+        self._init_projections()
+
+    def _init_projections(self) -> None:
         for lin in (self.lin_q, self.lin_k, self.lin_v, self.lin_out):
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
+
+    def reset_parameters(self) -> None:
+        for lin in (self.lin_q, self.lin_k, self.lin_v, self.lin_out):  # the draws of a fresh layer
+            lin.reset_parameters()
+        self._init_projections()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.dim}, heads={self.heads})"
 
     def _heads(self, x: Tensor) -> Tensor:
         return x.view(x.shape[0], self.heads, self.head_dim)  # (N, H, D/H)
@@ -83,26 +94,45 @@ class NodeAttention(MessagePassing):
 
 
 @NODE_TO_NODE.register("gat")
-class GATNodeToNode(nn.Module):
-    """PyG's ``GATv2Conv`` (``H`` heads of size ``D/H``, concatenated) on the cross-class edges."""
+class GATNodeToNode(NodeToNodeLayer):
+    """PyG's ``GATv2Conv`` (``H`` heads of size ``D/H``, concatenated) on the cross-class edges.
+    ``dropout`` is not used."""
 
     def __init__(self, dim: int, *, heads: int = 4, dropout: float = 0.0) -> None:
         super().__init__()
         _check_heads(dim, heads)
+        self.dim, self.heads = dim, heads
         self.conv = GATv2Conv(dim, dim // heads, heads=heads, add_self_loops=False)
+
+    def reset_parameters(self) -> None:
+        for lin in (self.conv.lin_l, self.conv.lin_r):  # the draws of GATv2Conv's constructor,
+            lin.reset_parameters()
+        self.conv.reset_parameters()  # then its own reset, as in a fresh layer
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.dim}, heads={self.heads})"
 
     def forward(self, h: Tensor, data: Data) -> Tensor:
         return self.conv(h, cross_class_edges(data))
 
 
 @NODE_TO_NODE.register("mean")
-class MeanNodeToNode(MessagePassing):
-    """Uniform attention: ``o_j = W_o mean_{i cross-class} W_v h_i + b_o``."""
+class MeanNodeToNode(NodeToNodeLayer, MessagePassing):
+    """Uniform attention: ``o_j = W_o mean_{i cross-class} W_v h_i + b_o``. ``heads`` and
+    ``dropout`` are not used."""
 
     def __init__(self, dim: int, *, heads: int = 4, dropout: float = 0.0) -> None:
         super().__init__(aggr="mean")
+        self.dim = dim
         self.lin_v = nn.Linear(dim, dim)
         self.lin_out = nn.Linear(dim, dim)
+
+    def reset_parameters(self) -> None:
+        for lin in (self.lin_v, self.lin_out):
+            lin.reset_parameters()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.dim})"
 
     def forward(self, h: Tensor, data: Data) -> Tensor:
         B = h.shape[0]

@@ -1,44 +1,121 @@
-"""One registry per message-passing role of GCL, so layers are swapped by name.
+"""The three message-passing roles of GCL: one base class and one registry per role, so that
+layers are swapped by name.
 
 Every layer class is constructed as ``cls(dim, heads=H, dropout=p)`` (a layer ignores the
-arguments it does not need) and called as:
+arguments it does not need, and its docstring says so) and called as its role's base class
+says (``data`` is the batch graph of :func:`gcahng.graph.build_batch_graph`; returning
+``None`` removes that sub-step: no residual, no norm):
 
-- node-to-node: ``layer(h, data) -> o`` with ``h`` (B, D) node states, ``o`` (B, D) or ``None``;
-- edge-to-node: ``layer(h, w, data) -> o`` with ``w`` (E, D) edge states, ``o`` (B, D) or ``None``;
-- node-to-edge: ``layer(h, w, data) -> a`` with ``a`` (E, D) in the edge order of
+- :class:`NodeToNodeLayer`: ``layer(h, data) -> o``, ``h`` (B, D) node states, ``o`` (B, D) or ``None``;
+- :class:`EdgeToNodeLayer`: ``layer(h, w, data) -> o``, ``w`` (E, D) edge states, ``o`` (B, D) or ``None``;
+- :class:`NodeToEdgeLayer`: ``layer(h, w, data) -> a``, ``a`` (E, D) in the edge order of
   ``data.edge_index``, or ``None``.
 
-``data`` is the batch graph of :func:`gcahng.graph.build_batch_graph` (``edge_index``,
-``same_class``, ...). Returning ``None`` removes that sub-step (no residual, no norm).
+Register your own layer from your own code; subclassing the role's base class is recommended
+(it documents the contract and gives ``reset_parameters``), but any ``nn.Module`` with that
+constructor and call works::
 
-Register your own layer from your own code::
-
-    from gcahng.graph import NODE_TO_NODE
+    from gcahng.graph import NODE_TO_NODE, NodeToNodeLayer
 
     @NODE_TO_NODE.register("my_attention")
-    class MyAttention(torch.nn.Module): ...
+    class MyAttention(NodeToNodeLayer): ...
 
-    GCL(512, 100, node_to_node="my_attention")
+    GCL(512, 100, GCLConfig(node_to_node="my_attention"))
+
+Registration checks that the class is an ``nn.Module`` subclass constructible as
+``cls(dim, heads=H, dropout=p)``.
 """
 from __future__ import annotations
 
-from torch import nn
+from functools import partial
 
-from gcahng.registry import Registry
+from torch import Tensor, nn
+from torch_geometric.data import Data
 
-NODE_TO_NODE: Registry[type[nn.Module]] = Registry("node-to-node layer")
-EDGE_TO_NODE: Registry[type[nn.Module]] = Registry("edge-to-node layer")
-NODE_TO_EDGE: Registry[type[nn.Module]] = Registry("node-to-edge layer")
+from gcahng.registry import Registry, check_module_class
 
 
-class Skip(nn.Module):
-    """The ``none`` layer of every role: contributes nothing, so its sub-step is skipped."""
+def reset_parameters_in_order(module: nn.Module) -> None:
+    """Re-initialise ``module``'s parameters child by child in registration order: a child with
+    ``reset_parameters()`` resets itself, any other is walked into. When children are
+    registered in the order they were built (as in GCL) the result equals a fresh module built
+    under the same seed."""
+    for child in module.children():
+        reset = getattr(child, "reset_parameters", None)
+        if callable(reset):
+            reset()
+        else:
+            reset_parameters_in_order(child)
+
+
+class GCLLayer(nn.Module):
+    """What the layers of every role share: the constructor ``cls(dim, *, heads, dropout)``,
+    ``reset_parameters()`` (re-draws every parameter as a freshly built layer would: under the
+    same seed the result equals a new layer) and a ``repr`` naming the arguments it uses."""
+
+    def reset_parameters(self) -> None:
+        """By default :func:`reset_parameters_in_order`; a layer that re-initialises after
+        building (the built-in ``xavier_uniform_`` projections) overrides it."""
+        reset_parameters_in_order(self)
+
+
+class NodeToNodeLayer(GCLLayer):
+    """Node-to-node role (method.md §3.1 step 1): messages between nodes."""
+
+    def forward(self, h: Tensor, data: Data) -> Tensor | None:
+        """``h`` (B, D) node states -> ``o`` (B, D), or ``None`` to skip the sub-step."""
+        raise NotImplementedError
+
+
+class EdgeToNodeLayer(GCLLayer):
+    """Edge-to-node role (method.md §3.1 step 2): edges send their states to nodes."""
+
+    def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor | None:
+        """``h`` (B, D), ``w`` (E, D) edge states -> ``o`` (B, D), or ``None`` to skip the sub-step."""
+        raise NotImplementedError
+
+
+class NodeToEdgeLayer(GCLLayer):
+    """Node-to-edge role (method.md §3.2 step 2): each edge gathers from its endpoints."""
+
+    def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor | None:
+        """``h`` (B, D), ``w`` (E, D) -> ``a`` (E, D) in the edge order of ``data.edge_index``
+        (one row per edge: CACAI relies on it), or ``None`` to leave the edges as they are."""
+        raise NotImplementedError
+
+
+def check_layer_class(obj: object, role: str) -> None:
+    """Raise :class:`~gcahng.errors.InputError` unless ``obj`` is an ``nn.Module`` subclass
+    constructible as ``obj(dim, heads=H, dropout=p)``."""
+    check_module_class(
+        obj, role, nn.Module, call="dim, *, heads, dropout", args=(8,), kwargs={"heads": 1, "dropout": 0.0}
+    )
+
+
+def _layer_registry(role: str) -> Registry[type[nn.Module]]:
+    return Registry(role, check=partial(check_layer_class, role=role))
+
+
+NODE_TO_NODE = _layer_registry("node-to-node layer")
+EDGE_TO_NODE = _layer_registry("edge-to-node layer")
+NODE_TO_EDGE = _layer_registry("node-to-edge layer")
+
+
+class Skip(NodeToNodeLayer, EdgeToNodeLayer, NodeToEdgeLayer):
+    """The ``none`` layer of every role: contributes nothing, so its sub-step is skipped.
+    Uses none of its arguments and has no parameters."""
 
     def __init__(self, dim: int, *, heads: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
 
     def forward(self, *args, **kwargs) -> None:
         return None
+
+    def reset_parameters(self) -> None:
+        pass  # no parameters
+
+    def __repr__(self) -> str:
+        return "Skip()"
 
 
 for _registry in (NODE_TO_NODE, EDGE_TO_NODE, NODE_TO_EDGE):

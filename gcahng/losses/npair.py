@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from gcahng.cacai import SyntheticNegatives
+from gcahng.losses.base import MetricLoss
 from gcahng.losses.registry import METRIC_LOSSES
 from gcahng.losses.regularization import L2_WEIGHT, l2_per_row
 
 
 @METRIC_LOSSES.register("npair")
-class NPairLoss(nn.Module):
+class NPairLoss(MetricLoss):
     """The N-pair form used by HDML and the reference release.
 
     ``forward``: anchors are chunk 0; for each chunk ``s >= 1`` the logits ``Z_0 Z_s^T`` are

@@ -1,7 +1,7 @@
 """The one adapter that feeds CACAI's synthetic negatives to a pytorch-metric-learning loss.
 
 :class:`SyntheticNegativeAdapter` wraps a PML loss (``pytorch_metric_learning.losses.*``) into
-the metric-loss interface of :mod:`gcahng.losses.registry`:
+the metric-loss interface :class:`gcahng.losses.base.MetricLoss`:
 
 - ``forward(z, labels, C, m) -> J_m``: the PML loss on the real batch, with its own pairing.
 - ``synthetic(z, negatives, labels, C, m) -> J_syn``: the PML loss with the synthetic negatives
@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from gcahng.cacai import SyntheticNegatives
 from gcahng.errors import InputError
+from gcahng.losses.base import MetricLoss
 
 SyntheticAs = Literal["anchor_negatives", "samples"]
 PairIndices = tuple[Tensor, Tensor, Tensor, Tensor]
@@ -89,19 +90,17 @@ def anchor_specific_pairs(labels: Tensor, negatives: SyntheticNegatives) -> Pair
     return a1, p, a2, n
 
 
-class SyntheticNegativeAdapter(nn.Module):
+class SyntheticNegativeAdapter(MetricLoss):
     """A PML loss as a GCA-HNG metric loss; see the module docstring for how ``J_syn`` is fed.
 
     Args:
         pml_loss: an instance of a ``pytorch_metric_learning.losses`` class.
 
-    Class attributes: ``synthetic_as`` (``"anchor_negatives"`` or ``"samples"``);
-    ``lr_multiplier``: learning-rate factor of the loss's own parameters (proxies) relative to
-    the embedding head, read by :func:`gcahng.training.build_optimizers`.
+    Class attribute ``synthetic_as``: ``"anchor_negatives"`` or ``"samples"`` (and
+    :attr:`MetricLoss.lr_multiplier`).
     """
 
     synthetic_as: ClassVar[SyntheticAs] = "anchor_negatives"
-    lr_multiplier: ClassVar[float] = 1.0
 
     def __init__(self, pml_loss: nn.Module) -> None:
         super().__init__()

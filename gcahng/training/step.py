@@ -131,13 +131,13 @@ class TrainingStep:
         out["J_m"] = self.metric_loss(z, labels, C, m)
         j_metric = out["J_m"]
         if cfg.mode != "none":
-            lam = None
+            graph, lam = None, None
             if cfg.mode == "gca":
-                _, lam, node_logits = gen.correlate(z, labels, C, m)
+                graph, lam, node_logits = gen.correlate(z, labels, C, m)
                 out["J_gce"] = F.cross_entropy(node_logits, labels)
                 j_metric = j_metric + out["J_gce"]
                 lam = lam.detach()
-            negatives = gen.interpolate(z, lam, self.gamma, labels, C, m, self.rng)
+            negatives = gen.interpolate(z, lam, self.gamma, labels, C, m, self.rng, graph)
             out["J_syn"] = self.metric_loss.synthetic(z, negatives, labels, C, m)
             j_metric = j_metric + self.synthetic_weight * out["J_syn"]
         out["J_metric"] = j_metric
@@ -162,10 +162,10 @@ class TrainingStep:
 
             # 6: the GCL on J_gen (W_s gets gradients here but is not stepped)
             opt.gcl.zero_grad(set_to_none=True)
-            _, lam, _ = gen.correlate(z_fixed, labels, C, m)
-            negatives = gen.interpolate(z_fixed, lam, self.gamma, labels, C, m, self.rng)
+            graph, lam, _ = gen.correlate(z_fixed, labels, C, m)
+            negatives = gen.interpolate(z_fixed, lam, self.gamma, labels, C, m, self.rng, graph)
             out.update(generator_loss(z_fixed, lam, negatives, gen.classifier(negatives.embeddings),
-                                      cfg.loss_weights))
+                                      cfg.loss_weights, graph=graph))
             _require_finite("J_gen", out["J_gen"])
             out["J_gen"].backward()
             _clip(gen.gcl, cfg.grad_clip)

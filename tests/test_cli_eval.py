@@ -60,7 +60,8 @@ def _direct_metrics(state_dict: dict[str, torch.Tensor], root: Path) -> dict:
     transform = TestPreprocess(224, 256, model.spec.mean, model.spec.std)
     test = create_dataset("folder", root, "test")
     with torch.no_grad():
-        z = F.normalize(model(torch.from_numpy(transform.batch([Image.open(p).convert("RGB") for p in test.paths]))), dim=1)
+        batch = torch.from_numpy(transform.batch([Image.open(p).convert("RGB") for p in test.paths]))
+        z = F.normalize(model(batch), dim=1)
     return evaluate_leave_one_out(z.numpy(), test.labels).to_dict()
 
 

@@ -6,8 +6,8 @@ from PIL import Image
 from gcahng.data import UnreadableImageError, build_transforms, load_rgb
 from gcahng.errors import CheckpointError
 from gcahng.models.embedding import create_embedding_model
-from gcahng.retrieval import embed_files, load
 from gcahng.preprocess import TestPreprocess
+from gcahng.retrieval import embed_files, load
 
 
 @pytest.mark.parametrize("size, image_size, resize_size", [

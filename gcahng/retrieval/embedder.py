@@ -69,6 +69,22 @@ class Embedder:
         self.fingerprint = fingerprint
         self.checkpoint = checkpoint
 
+    kind = "checkpoint"
+
+    @property
+    def path(self) -> Path | None:
+        """The checkpoint file (the ``path`` of an index's model record)."""
+        return self.checkpoint
+
+    @property
+    def source_fingerprint(self) -> str:
+        """The checkpoint's fingerprint (an ONNX export of it carries the same)."""
+        return self.fingerprint
+
+    @property
+    def model_spec(self) -> dict:
+        return self.model.spec.to_dict()
+
     @property
     def spec(self) -> ModelSpec:
         return self.model.spec

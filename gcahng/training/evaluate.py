@@ -11,8 +11,8 @@ from torch import nn
 from gcahng.data import ImageDataset
 from gcahng.errors import DataError
 from gcahng.evaluation import PROTOCOLS, Protocol, RetrievalMetrics, evaluate_leave_one_out, evaluate_query_gallery
-from gcahng.retrieval import Embedder, embed_dataset
 from gcahng.preprocess import TestPreprocess
+from gcahng.retrieval import Embedder, embed_dataset
 
 logger = logging.getLogger(__name__)
 

@@ -84,7 +84,7 @@ def _decode_upload(data: bytes) -> Image.Image:
         try:
             return load_rgb(path)
         except UnreadableImageError as err:
-            reason = str(err).removeprefix(f"{path}: ")
+            reason = str(err).removeprefix(f"{path}: ").replace(f"'{path}'", "the file").replace(path, "the file")
             raise HTTPException(status_code=400, detail=f"the upload is not a usable image: {reason}") from None
 
 

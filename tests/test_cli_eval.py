@@ -17,7 +17,7 @@ from gcahng.config import TrainConfig
 from gcahng.data import create_dataset
 from gcahng.evaluation import evaluate_leave_one_out
 from gcahng.models import create_embedding_model, load_reference_embedding_state_dict
-from gcahng.retrieval.preprocess import TestTransform
+from gcahng.preprocess import TestPreprocess
 from gcahng.training.trainer import Trainer
 
 
@@ -57,10 +57,11 @@ def _direct_metrics(state_dict: dict[str, torch.Tensor], root: Path) -> dict:
     model = create_embedding_model("resnet50", 512, pretrained=False, image_size=224, resize_size=256)
     load_reference_embedding_state_dict(model, state_dict)
     model.eval()
-    transform = TestTransform(224, 256, model.spec.mean, model.spec.std)
+    transform = TestPreprocess(224, 256, model.spec.mean, model.spec.std)
     test = create_dataset("folder", root, "test")
     with torch.no_grad():
-        z = F.normalize(model(torch.stack([transform(Image.open(p).convert("RGB")) for p in test.paths])), dim=1)
+        batch = torch.from_numpy(transform.batch([Image.open(p).convert("RGB") for p in test.paths]))
+        z = F.normalize(model(batch), dim=1)
     return evaluate_leave_one_out(z.numpy(), test.labels).to_dict()
 
 

@@ -6,20 +6,27 @@ from PIL import Image
 from gcahng.data import UnreadableImageError, build_transforms, load_rgb
 from gcahng.errors import CheckpointError
 from gcahng.models.embedding import create_embedding_model
+from gcahng.preprocess import TestPreprocess
 from gcahng.retrieval import embed_files, load
-from gcahng.retrieval.preprocess import TestTransform
 
 
 @pytest.mark.parametrize("size, image_size, resize_size", [
     ((500, 375), 224, None), ((375, 500), 224, 256), ((224, 224), 224, None), ((33, 90), 32, None),
-    ((1000, 999), 224, 300), ((8, 8), 32, 36),
+    ((1000, 999), 224, 300), ((8, 8), 32, 36), ((7, 300), 16, None),
 ])
-def test_test_transform_equals_torchvision_pipeline(size, image_size, resize_size):
-    pixels = np.random.default_rng(sum(size)).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    image = Image.fromarray(pixels)
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P"])
+def test_test_preprocess_equals_torchvision_pipeline(size, image_size, resize_size, mode):
+    # Tolerance 0: torchvision's Resize on a PIL image calls the same PIL bilinear antialiased
+    # resize, and ToTensor/Normalize are the same float32 operations in the same order.
+    pixels = np.random.default_rng(sum(size)).integers(0, 256, (size[1], size[0], 4), dtype=np.uint8)
+    image = Image.fromarray(pixels, "RGBA")
+    image = image.convert(mode) if mode != "P" else image.convert("RGB").quantize(64)
+    rgb = image.convert("RGB")
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
-    expected = build_transforms(False, image_size, resize_size, mean=mean, std=std)(image)
-    assert torch.equal(TestTransform(image_size, resize_size, mean, std)(image), expected)
+    expected = build_transforms(False, image_size, resize_size, mean=mean, std=std)(rgb)
+    got = TestPreprocess(image_size, resize_size, mean, std)(rgb)
+    assert got.dtype == np.float32 and got.shape == (3, image_size, image_size)
+    assert float(np.abs(got - expected.numpy()).max()) == 0.0
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from gcahng.errors import CheckpointError, InputError
 from gcahng.retrieval.ann import recall_against_exact
 from gcahng.retrieval.index import Index, ModelRecord, l2_normalise
 
-MODEL = ModelRecord(checkpoint="/nowhere/model.pt", fingerprint="f" * 32,
+MODEL = ModelRecord(kind="checkpoint", path="/nowhere/model.pt", fingerprint="f" * 32,
                     model_spec={"backbone": "tiny_cnn", "embedding_dim": 16})
 
 

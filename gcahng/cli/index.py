@@ -9,7 +9,7 @@ SKIPPED_FILE = "skipped.txt"
 
 
 @click.command("index")
-@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("checkpoint", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("dataset", required=False)
 @click.option("--images", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of gallery images (searched recursively; class = first sub-folder, if any).")
@@ -27,8 +27,10 @@ SKIPPED_FILE = "skipped.txt"
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
               help="Processes decoding images.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
+@click.option("--model", type=click.Path(dir_okay=False, path_type=Path),
+              help="An ONNX model from `gcahng export` to embed with (onnxruntime) instead of CHECKPOINT.")
 def index_command(
-    checkpoint: Path,
+    checkpoint: Path | None,
     dataset: str | None,
     images: Path | None,
     data_root: Path | None,
@@ -40,17 +42,27 @@ def index_command(
     batch_size: int,
     workers: int,
     device: str,
+    model: Path | None,
 ) -> None:
-    """Embed a gallery (--images DIR, or DATASET --split SPLIT) with CHECKPOINT and index it into --out."""
+    """Embed a gallery (--images DIR, or DATASET --split SPLIT) with CHECKPOINT (or --model M.onnx)
+    and index it into --out."""
     from gcahng.errors import InputError
-    from gcahng.retrieval import Index, ModelRecord, embed_dataset, embed_files, load
+    from gcahng.retrieval import Index, ModelRecord, embed_dataset, embed_files
     from gcahng.retrieval.files import folder_labels, list_images
     from gcahng.retrieval.gallery import skipped_summary
+    from gcahng.retrieval.index import load_model
+
+    if model is not None:  # the positional arguments are then DATASET only
+        if dataset is not None:
+            raise InputError("give the model once: CHECKPOINT or --model, not both")
+        dataset, checkpoint = (None if checkpoint is None else str(checkpoint)), model
+    if checkpoint is None:
+        raise InputError("give the model: CHECKPOINT, or --model model.onnx")
 
     if (images is None) == (dataset is None):
         raise InputError("give exactly one gallery: --images DIR, or a DATASET name (with --data-root)")
     params = {key: value for key, value in (("nprobe", nprobe), ("ef_search", ef_search)) if value is not None}
-    embedder = load(checkpoint, device=device)
+    embedder = load_model(checkpoint, device=device)
     if images is not None:
         paths = list_images(images)
         labels = folder_labels(paths, images)
@@ -74,7 +86,7 @@ def index_command(
         embedded.embeddings,
         [names[i] for i in embedded.kept],
         None if labels is None else [labels[i] for i in embedded.kept],
-        ModelRecord(str(embedder.checkpoint), embedder.fingerprint, embedder.spec.to_dict()),
+        ModelRecord.of(embedder),
         index_type=index_type,
         params=params,
         source={**source, "skipped": len(embedded.skipped)},

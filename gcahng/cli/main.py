@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "fit": "gcahng.cli.fit:fit_command",
     "eval": "gcahng.cli.eval:eval_command",
     "ablate": "gcahng.cli.ablate:ablate",
+    "export": "gcahng.cli.export:export_command",
+    "serve": "gcahng.cli.serve:serve_command",
 }
 
 

@@ -18,8 +18,9 @@ import click
               help="Also draw the queries and their results into this PNG.")
 @click.option("--thumb-size", type=click.IntRange(min=16), default=160, show_default=True,
               help="Thumbnail side in --show, pixels.")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
-              help="Model to embed the queries (default: the checkpoint the index records; must be the same model).")
+@click.option("--model", "--checkpoint", "model", type=click.Path(dir_okay=False, path_type=Path),
+              help="Checkpoint or exported .onnx model to embed the queries (default: the model the index "
+                   "records; must be the same model). An .onnx model runs on onnxruntime, without PyTorch.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
 def retrieve_command(
     queries: tuple[Path, ...],
@@ -28,7 +29,7 @@ def retrieve_command(
     as_json: bool,
     show: Path | None,
     thumb_size: int,
-    checkpoint: Path | None,
+    model: Path | None,
     device: str,
 ) -> None:
     """Print the k gallery images most similar to each --query, with cosine similarities."""
@@ -37,7 +38,7 @@ def retrieve_command(
 
     index = Index.load(index_dir)
     query_paths = [path.resolve() for path in expand_queries(queries)]
-    embedder = index.load_embedder(checkpoint, device=device)
+    embedder = index.load_embedder(model, device=device)
     results = index.search(embedder.embed(query_paths), k)
     query_labels = [index.label_of(path) for path in query_paths]
 
@@ -53,8 +54,9 @@ def retrieve_command(
             ],
         })
     if as_json:
-        click.echo(json.dumps({"index": str(index_dir.resolve()), "checkpoint": str(embedder.checkpoint),
-                               "k": k, "queries": report}, indent=2))
+        model_record = {"kind": embedder.kind, "path": str(embedder.path)}
+        click.echo(json.dumps({"index": str(index_dir.resolve()), "model": model_record, "k": k, "queries": report},
+                              indent=2))
     else:
         for entry in report:
             click.echo(f"query {entry['query']}" + (f"  [{entry['label']}]" if entry["label"] is not None else ""))

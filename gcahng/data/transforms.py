@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from torchvision import transforms as T
 
 from gcahng.errors import InputError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from gcahng.models.spec import IMAGENET_MEAN, IMAGENET_STD
+from gcahng.preprocess import default_resize
 
 
 def build_transforms(
@@ -29,6 +28,8 @@ def build_transforms(
     test: ``Resize(resize_size)`` of the shorter side, then ``CenterCrop(image_size)``;
         ``resize_size`` defaults to ``round(image_size * 256 / 224)`` (256 for 224).
     Both end with ``ToTensor`` and per-channel normalisation (ImageNet mean and std by default).
+    Retrieval and evaluation use the torch-free :class:`gcahng.preprocess.TestPreprocess`,
+    tested equal to the test pipeline here.
     """
     if image_size < 1:
         raise InputError(f"image_size must be >= 1, got {image_size}")
@@ -40,7 +41,7 @@ def build_transforms(
         if hflip:
             steps.append(T.RandomHorizontalFlip())
     else:
-        resize = round(image_size * 256 / 224) if resize_size is None else resize_size
+        resize = default_resize(image_size) if resize_size is None else resize_size
         if resize < image_size:
             raise InputError(f"resize_size ({resize}) must be >= image_size ({image_size})")
         steps = [T.Resize(resize), T.CenterCrop(image_size)]

@@ -4,25 +4,42 @@
     index = gcahng.retrieval.Index.load("gallery_index")   # gcahng.Index
     for hit in index.query(["query.jpg"], k=5, embedder=embedder)[0]:
         print(hit.rank, f"{hit.score:.3f}", hit.path)
+
+Names are imported on first use, so that searching an index with an ONNX model
+(``Index.load(...).query(...)``) imports neither torch nor torchvision.
 """
 from __future__ import annotations
 
-from gcahng.retrieval.checkpoint import InferenceCheckpoint, checkpoint_fingerprint, read_checkpoint
-from gcahng.retrieval.embedder import Embedder, load
-from gcahng.retrieval.gallery import EmbeddedImages, embed_dataset, embed_files
-from gcahng.retrieval.index import Hit, Index, ModelRecord, SearchResults
+import importlib
+from typing import Any
 
-__all__ = [
-    "Embedder",
-    "EmbeddedImages",
-    "Hit",
-    "Index",
-    "InferenceCheckpoint",
-    "ModelRecord",
-    "SearchResults",
-    "checkpoint_fingerprint",
-    "embed_dataset",
-    "embed_files",
-    "load",
-    "read_checkpoint",
-]
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    "InferenceCheckpoint": "gcahng.retrieval.checkpoint",
+    "checkpoint_fingerprint": "gcahng.retrieval.checkpoint",
+    "read_checkpoint": "gcahng.retrieval.checkpoint",
+    "Embedder": "gcahng.retrieval.embedder",
+    "load": "gcahng.retrieval.embedder",
+    "EmbeddedImages": "gcahng.retrieval.gallery",
+    "embed_dataset": "gcahng.retrieval.gallery",
+    "embed_files": "gcahng.retrieval.gallery",
+    "Hit": "gcahng.retrieval.index",
+    "Index": "gcahng.retrieval.index",
+    "ModelRecord": "gcahng.retrieval.index",
+    "SearchResults": "gcahng.retrieval.index",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gcahng.retrieval' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -17,8 +17,8 @@ from PIL import Image
 
 from gcahng.data.images import load_rgb
 from gcahng.errors import CheckpointError, InputError
+from gcahng.preprocess import TestPreprocess
 from gcahng.retrieval.checkpoint import read_checkpoint
-from gcahng.retrieval.preprocess import TestTransform
 
 if TYPE_CHECKING:
     from gcahng.models.embedding import EmbeddingModel
@@ -57,7 +57,7 @@ class Embedder:
     def __init__(
         self,
         model: EmbeddingModel,
-        transform: Callable[[Image.Image], torch.Tensor],
+        transform: Callable[[Image.Image], np.ndarray],
         *,
         fingerprint: str,
         checkpoint: Path | None = None,
@@ -68,6 +68,22 @@ class Embedder:
         self.transform = transform
         self.fingerprint = fingerprint
         self.checkpoint = checkpoint
+
+    kind = "checkpoint"
+
+    @property
+    def path(self) -> Path | None:
+        """The checkpoint file (the ``path`` of an index's model record)."""
+        return self.checkpoint
+
+    @property
+    def source_fingerprint(self) -> str:
+        """The checkpoint's fingerprint (an ONNX export of it carries the same)."""
+        return self.fingerprint
+
+    @property
+    def model_spec(self) -> dict:
+        return self.model.spec.to_dict()
 
     @property
     def spec(self) -> ModelSpec:
@@ -83,9 +99,9 @@ class Embedder:
         An unreadable file raises :class:`~gcahng.data.images.UnreadableImageError` naming it.
         """
         if isinstance(image, Image.Image):
-            return self.transform(image.convert("RGB"))
+            return torch.from_numpy(self.transform(image.convert("RGB")))
         if isinstance(image, (str, Path)):
-            return self.transform(load_rgb(image))
+            return torch.from_numpy(self.transform(load_rgb(image)))
         raise InputError(f"expected an image path or a PIL image, got {type(image).__name__}")
 
     @torch.inference_mode()
@@ -135,5 +151,5 @@ def load(checkpoint: str | Path, device: str | torch.device = "cpu") -> Embedder
         model = load_embedding_model(ckpt.model_spec, ckpt.state_dict, source=str(ckpt.path))
     except InputError as err:  # a malformed model spec
         raise CheckpointError(f"{ckpt.path}: {err}") from err
-    return Embedder(model, TestTransform.for_spec(model.spec), fingerprint=ckpt.fingerprint,
+    return Embedder(model, TestPreprocess.for_spec(model.spec), fingerprint=ckpt.fingerprint,
                     checkpoint=ckpt.path, device=device)

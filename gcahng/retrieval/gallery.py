@@ -59,18 +59,18 @@ class _Preprocessed(Dataset):
     def __len__(self) -> int:
         return len(self.names)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int, str | None]:
+    def __getitem__(self, i: int) -> tuple[np.ndarray | None, int, str | None]:
         try:
             return self.transform(self.load(i)), i, None
         except DataError as err:
             return None, i, str(err).removeprefix(f"{self.names[i]}: ")
 
 
-def _collate(samples: list[tuple[torch.Tensor | None, int, str | None]]):
+def _collate(samples: list[tuple[np.ndarray | None, int, str | None]]):
     images = [image for image, _, _ in samples if image is not None]
     kept = [i for image, i, _ in samples if image is not None]
     failures = [(i, reason) for image, i, reason in samples if image is None]
-    return (torch.stack(images) if images else None), kept, failures
+    return (torch.from_numpy(np.stack(images)) if images else None), kept, failures
 
 
 def _embed(

@@ -4,8 +4,7 @@ An index directory holds
 
 - ``index.faiss``: the faiss index (inner product over L2-normalised embeddings = cosine);
 - ``index.json``: format, embedding size, normalisation, index type and parameters, the
-  recall measured at build time, and the model that embedded the gallery (checkpoint path,
-  fingerprint, model spec);
+  recall measured at build time, and the model that embedded the gallery (see :class:`ModelRecord`);
 - ``gallery.json``: the gallery's image paths (absolute) and class labels when known.
 
     index = Index.load("gallery_index")
@@ -34,6 +33,9 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from gcahng.retrieval.embedder import Embedder
+    from gcahng.serving.onnx_embedder import OnnxEmbedder
+
+    AnyEmbedder = Embedder | OnnxEmbedder
 
 INDEX_FORMAT = "gcahng-index"
 INDEX_VERSION = 1
@@ -42,17 +44,67 @@ RECALL_K = 10
 FEW_QUERIES = 20
 
 
+# ---- ONNX support (task D): the model record names a checkpoint or an exported ONNX model ----
+MODEL_KINDS = ("checkpoint", "onnx")
+
+
 @dataclass(frozen=True)
 class ModelRecord:
-    """The model that embedded a gallery: where its checkpoint was, and its fingerprint."""
+    """The model that embedded a gallery.
 
-    checkpoint: str
+    kind:               ``"checkpoint"`` (a gcahng checkpoint) or ``"onnx"`` (``gcahng export``'s file);
+    path:               where the model file was;
+    fingerprint:        the checkpoint's fingerprint, or the SHA-256 of the ONNX file;
+    model_spec:         the ``ModelSpec.to_dict()`` of the network;
+    source_fingerprint: for ``onnx``, the fingerprint of the checkpoint it was exported from.
+    """
+
+    kind: str
+    path: str
     fingerprint: str
     model_spec: dict[str, Any]
+    source_fingerprint: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise CheckpointError(f"model kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}")
+
+    @classmethod
+    def of(cls, embedder: AnyEmbedder) -> ModelRecord:
+        """The record of the model ``embedder`` runs."""
+        source = embedder.source_fingerprint if embedder.kind == "onnx" else None
+        return cls(embedder.kind, str(embedder.path), embedder.fingerprint, dict(embedder.model_spec), source)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelRecord:
+        """Read a sidecar's ``model`` entry; version-1 sidecars without ``kind`` named a ``checkpoint``."""
+        if "kind" not in data and "checkpoint" in data:
+            data = {"kind": "checkpoint", "path": data["checkpoint"],
+                    **{k: v for k, v in data.items() if k != "checkpoint"}}
+        return cls(**data)
+
+    @property
+    def fingerprints(self) -> set[str]:
+        """Fingerprints of the models accepted as this one (the checkpoint and its exports)."""
+        return {f for f in (self.fingerprint, self.source_fingerprint) if f}
 
     @property
     def embedding_dim(self) -> int | None:
         return self.model_spec.get("embedding_dim")
+
+
+def load_model(path: str | Path, device: str = "cpu") -> AnyEmbedder:
+    """A checkpoint as an :class:`Embedder`, or an ``.onnx`` file as an ``OnnxEmbedder`` (no torch import)."""
+    from gcahng.serving.onnx_format import is_onnx_path
+
+    if is_onnx_path(path):
+        from gcahng.serving.onnx_embedder import OnnxEmbedder
+
+        return OnnxEmbedder(path)
+    from gcahng.retrieval.embedder import load
+
+    return load(path, device=device)
+# ---- end of ONNX support in ModelRecord ----
 
 
 @dataclass(frozen=True)
@@ -233,7 +285,7 @@ class Index:
             raise CheckpointError(f"{files[0]} has index version {meta.get('version')!r}; expected {INDEX_VERSION}")
         try:
             faiss_index = faiss.read_index(str(files[2]))
-            model = ModelRecord(**meta["model"])
+            model = ModelRecord.from_dict(meta["model"])
             apply_search_params(faiss_index, meta["index_type"], meta["params"])
             paths, labels = gallery["paths"], gallery["labels"]
         except (RuntimeError, KeyError, TypeError) as err:
@@ -294,30 +346,34 @@ class Index:
             scores, ids = self.faiss_index.search(l2_normalise(queries), min(k, len(self)))
         return SearchResults(scores=scores, ids=ids, index=self)
 
-    def check_embedder(self, embedder: Embedder) -> None:
-        """Raise :class:`CheckpointError` unless ``embedder`` is the model that built this index."""
+    def check_embedder(self, embedder: AnyEmbedder) -> None:
+        """Raise :class:`CheckpointError` unless ``embedder`` runs the model that built this index.
+
+        A checkpoint and the ONNX models exported from it are the same model (matched by the
+        source fingerprint an export carries).
+        """
         if embedder.embedding_dim != self.dim:
             raise CheckpointError(
-                f"the index holds {self.dim}-d embeddings but checkpoint {embedder.checkpoint} "
+                f"the index holds {self.dim}-d embeddings but model {embedder.path} "
                 f"produces {embedder.embedding_dim}-d ones"
             )
-        if embedder.fingerprint != self.model.fingerprint:
+        if not {embedder.fingerprint, embedder.source_fingerprint} & self.model.fingerprints:
             raise CheckpointError(
                 f"the index was built by a different model (fingerprint {self.model.fingerprint}, "
-                f"checkpoint {self.model.checkpoint}) than checkpoint {embedder.checkpoint} "
-                f"(fingerprint {embedder.fingerprint}); rebuild the index or pass the matching checkpoint"
+                f"{self.model.kind} {self.model.path}) than {embedder.kind} {embedder.path} "
+                f"(fingerprint {embedder.fingerprint}); rebuild the index or pass the matching model"
             )
 
-    def load_embedder(self, checkpoint: str | Path | None = None, device: str = "cpu") -> Embedder:
-        """The model that built this index: ``checkpoint`` if given, else the recorded one; checked."""
-        from gcahng.retrieval.embedder import load
-
-        path = Path(checkpoint) if checkpoint is not None else Path(self.model.checkpoint)
-        if checkpoint is None and not path.is_file():
+    def load_embedder(self, model: str | Path | None = None, device: str = "cpu") -> AnyEmbedder:
+        """The model that built this index: ``model`` (a checkpoint or ``.onnx`` file) if given,
+        else the recorded one; checked. An ONNX model runs on onnxruntime, without PyTorch."""
+        path = Path(model) if model is not None else Path(self.model.path)
+        if model is None and not path.is_file():
             raise CheckpointError(
-                f"the index's checkpoint {path} no longer exists; pass the checkpoint explicitly (--checkpoint)"
+                f"the index's {self.model.kind} {path} no longer exists; "
+                "pass the model explicitly (--model or --checkpoint)"
             )
-        embedder = load(path, device=device)
+        embedder = load_model(path, device=device)
         self.check_embedder(embedder)
         return embedder
 
@@ -325,7 +381,7 @@ class Index:
         self,
         images_or_paths: Sequence[str | Path | Image.Image] | str | Path | Image.Image,
         k: int = 10,
-        embedder: Embedder | None = None,
+        embedder: AnyEmbedder | None = None,
     ) -> SearchResults:
         """Embed images (paths or PIL images) with ``embedder`` (default: the index's model) and search."""
         embedder = embedder if embedder is not None else self.load_embedder()

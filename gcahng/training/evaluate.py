@@ -11,8 +11,8 @@ from torch import nn
 from gcahng.data import ImageDataset
 from gcahng.errors import DataError
 from gcahng.evaluation import PROTOCOLS, Protocol, RetrievalMetrics, evaluate_leave_one_out, evaluate_query_gallery
+from gcahng.preprocess import TestPreprocess
 from gcahng.retrieval import Embedder, embed_dataset
-from gcahng.retrieval.preprocess import TestTransform
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def embed_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """L2-normalised embeddings (N', D) float32 and labels (N',) of the readable images of
     ``dataset`` (unreadable ones are skipped with a warning). Leaves ``model`` in eval mode."""
-    embedder = Embedder(model, TestTransform.for_spec(model.spec), fingerprint="in-training", device=device)
+    embedder = Embedder(model, TestPreprocess.for_spec(model.spec), fingerprint="in-training", device=device)
     embedded = embed_dataset(embedder, dataset, batch_size=batch_size, workers=workers, progress=False)
     if embedded.skipped:
         logger.warning("evaluation skipped %d unreadable image(s) of %s/%s", len(embedded.skipped),

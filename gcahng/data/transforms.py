@@ -6,9 +6,7 @@ from collections.abc import Sequence
 from torchvision import transforms as T
 
 from gcahng.errors import InputError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from gcahng.models.spec import IMAGENET_MEAN, IMAGENET_STD
 
 
 def build_transforms(
@@ -28,7 +26,8 @@ def build_transforms(
         e.g. ``crop_scale=(0.6, 1.0), hflip=False``.
     test: ``Resize(resize_size)`` of the shorter side, then ``CenterCrop(image_size)``;
         ``resize_size`` defaults to ``round(image_size * 256 / 224)`` (256 for 224).
-    Both end with ``ToTensor`` and per-channel normalisation (ImageNet mean and std by default).
+    Both end with ``ToTensor`` and per-channel normalisation (ImageNet mean and std by default; pass the backbone's
+    ``input_mean``/``input_std``, which the model spec holds).
     """
     if image_size < 1:
         raise InputError(f"image_size must be >= 1, got {image_size}")

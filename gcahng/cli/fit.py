@@ -67,8 +67,10 @@ _RESUMABLE = {"device", "workers"}
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/DATASET_BACKBONE_TIME).")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (summary lines only).")
+@click.option("--baselines", is_flag=True,
+              help="Also print the test metrics of the untrained network and of raw pixels (always on digits).")
 def fit_command(dataset: str | None, config_file: str | None, no_pretrained: bool, plugins: tuple[str, ...],
-                assignments: tuple[str, ...], out: str | None, resume: str | None, no_progress: bool,
+                assignments: tuple[str, ...], out: str | None, resume: str | None, no_progress: bool, baselines: bool,
                 **options: Any) -> None:
     """Train on DATASET (default: the embedded digits set) and print the test table of best.pt."""
     from gcahng.config import (
@@ -80,6 +82,7 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
         preset_path,
     )
     from gcahng.errors import ConfigError
+    from gcahng.training.baselines import DEFAULT_BASELINE_DATASETS, baseline_lines, baseline_metrics
     from gcahng.training.trainer import CONFIG_FILE, Trainer
 
     overrides = {_FIELD_OPTIONS[k]: v for k, v in options.items() if v is not None}
@@ -113,5 +116,7 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
             cfg = apply_overrides(cfg, {"plugins": [*cfg.plugins, *(p for p in plugins if p not in cfg.plugins)]})
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(out) if out else Path("runs") / f"{cfg.dataset}_{cfg.backbone}_{stamp}"
-    Trainer(cfg, run_dir, resume=resume is not None, progress=not no_progress).fit()
+    metrics = Trainer(cfg, run_dir, resume=resume is not None, progress=not no_progress).fit()
+    if baselines or cfg.dataset in DEFAULT_BASELINE_DATASETS:
+        click.echo(baseline_lines(metrics, baseline_metrics(cfg)))
     click.echo(f"run folder: {run_dir}")

@@ -48,6 +48,8 @@ def test_digits_run_folder_holds_config_metrics_checkpoints_and_the_test_table(t
     assert "no DATASET given: training on the embedded 'digits' set" in output
     assert "model selection: none, best.pt is the last epoch" in output
     assert "MAP@R" in output and "R@1" in output
+    baselines = output[output.index("baselines on the test split"):]
+    assert all(name in baselines for name in ("trained network", "untrained network", "raw pixels"))
     assert {p.name for p in run.iterdir()} >= {"config.yaml", "metrics.jsonl", "checkpoints", "tensorboard",
                                                  "test_metrics.json"}
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "last.pt"]

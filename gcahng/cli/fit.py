@@ -64,13 +64,16 @@ _RESUMABLE = {"device", "workers"}
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/DATASET_BACKBONE_TIME).")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (summary lines only).")
+@click.option("--baselines", is_flag=True,
+              help="Also print the test metrics of the untrained network and of raw pixels (always on digits).")
 def fit_command(dataset: str | None, config_file: str | None, no_pretrained: bool, plugins: tuple[str, ...],
-                assignments: tuple[str, ...], out: str | None, resume: str | None, no_progress: bool,
+                assignments: tuple[str, ...], out: str | None, resume: str | None, no_progress: bool, baselines: bool,
                 **options: Any) -> None:
     """Train on DATASET (default: the embedded digits set) and print the test table of best.pt."""
     from gcahng.cli.run_config import start_config
     from gcahng.config import DEFAULT_DATASET, load_config, parse_assignments
     from gcahng.errors import ConfigError
+    from gcahng.training.baselines import DEFAULT_BASELINE_DATASETS, baseline_lines, baseline_metrics
     from gcahng.training.names import check_names
     from gcahng.training.trainer import CONFIG_FILE, Trainer
 
@@ -99,5 +102,7 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
         cfg = start_config(dataset, config_file, overrides, plugins, click.echo)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(out) if out else Path("runs") / f"{cfg.dataset}_{cfg.backbone}_{stamp}"
-    Trainer(cfg, run_dir, resume=resume is not None, progress=not no_progress).fit()
+    metrics = Trainer(cfg, run_dir, resume=resume is not None, progress=not no_progress).fit()
+    if baselines or cfg.dataset in DEFAULT_BASELINE_DATASETS:
+        click.echo(baseline_lines(metrics, baseline_metrics(cfg)))
     click.echo(f"run folder: {run_dir}")

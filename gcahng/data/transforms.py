@@ -27,9 +27,9 @@ def build_transforms(
         e.g. ``crop_scale=(0.6, 1.0), hflip=False``.
     test: ``Resize(resize_size)`` of the shorter side, then ``CenterCrop(image_size)``;
         ``resize_size`` defaults to ``round(image_size * 256 / 224)`` (256 for 224).
-    Both end with ``ToTensor`` and per-channel normalisation (ImageNet mean and std by default).
-    Retrieval and evaluation use the torch-free :class:`gcahng.preprocess.TestPreprocess`,
-    tested equal to the test pipeline here.
+    Both end with ``ToTensor`` and per-channel normalisation (ImageNet mean and std by default; pass the backbone's
+    ``input_mean``/``input_std``, which the model spec holds). Retrieval and evaluation use the
+    torch-free :class:`gcahng.preprocess.TestPreprocess`, tested equal to the test pipeline here.
     """
     if image_size < 1:
         raise InputError(f"image_size must be >= 1, got {image_size}")

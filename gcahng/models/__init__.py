@@ -2,9 +2,9 @@
 pretrained weights, BN and warm-up freezing, and the released checkpoints' mapping.
 
 Importing this package does not import torchvision or timm (timm is imported when the
-``dino_vits16`` backbone is built), so inference start-up stays fast.
+``dino_vits16`` or ``efficientnet_lite0`` backbone is built), so inference start-up stays fast.
 """
-from gcahng.models import googlenet, resnet, tiny_cnn, vit  # noqa: F401  (register the backbones)
+from gcahng.models import efficientnet_lite, googlenet, resnet, tiny_cnn, vit  # noqa: F401  (register the backbones)
 from gcahng.models.backbone import BACKBONES, Backbone
 from gcahng.models.embedding import EmbeddingModel, create_embedding_model, load_embedding_model
 from gcahng.models.pretrained import fetch_pretrained

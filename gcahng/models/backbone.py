@@ -16,6 +16,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from gcahng.models.spec import IMAGENET_MEAN, IMAGENET_STD
 from gcahng.registry import Registry
 
 
@@ -39,6 +40,9 @@ class Backbone(nn.Module):
                           products) at a smaller scale.
         pretrained_source: human-readable origin of the standard weights, ``None`` when
                           there are none.
+        input_mean, input_std: per-channel (RGB) normalisation of pixel values in [0, 1]
+                          that the network expects; ImageNet's unless its weights differ.
+                          The model spec, and so every transform, takes them from here.
     """
 
     feature_dim: ClassVar[int]
@@ -47,6 +51,8 @@ class Backbone(nn.Module):
     orthogonal_head: ClassVar[bool] = False
     head_gain: ClassVar[float] = 1.0
     pretrained_source: ClassVar[str | None] = None
+    input_mean: ClassVar[tuple[float, float, float]] = IMAGENET_MEAN
+    input_std: ClassVar[tuple[float, float, float]] = IMAGENET_STD
 
     @classmethod
     def download_pretrained(cls) -> dict[str, Tensor]:

@@ -136,8 +136,11 @@ def create_embedding_model(
     framework's cache or downloaded; ``OfflineError`` when neither works), else random
     initialisation (never touches the network). The head is freshly initialised.
     """
-    spec = ModelSpec(backbone=backbone, embedding_dim=embedding_dim, image_size=image_size, resize_size=resize_size)
     backbone_cls = BACKBONES.get(backbone)
+    spec = ModelSpec(
+        backbone=backbone, embedding_dim=embedding_dim, image_size=image_size, resize_size=resize_size,
+        mean=backbone_cls.input_mean, std=backbone_cls.input_std,
+    )
     if weights is not None:
         state_dict, source = read_weights_file(weights), f"weights file {str(weights)!r}"
     elif pretrained:

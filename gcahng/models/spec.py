@@ -11,7 +11,7 @@ from typing import Any
 
 from gcahng.errors import InputError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the default input normalisation of a backbone
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
@@ -26,7 +26,8 @@ class ModelSpec:
                    crop at test time; ``None`` means the standard ratio,
                    ``round(image_size * 256 / 224)``.
     mean, std:     per-channel normalisation (RGB, for pixel values in [0, 1]) the network
-                   expects; ImageNet statistics for all built-in backbones.
+                   expects: the backbone's ``input_mean``/``input_std`` when the network is
+                   created; ImageNet's in specs that predate them.
     """
 
     backbone: str

@@ -24,7 +24,7 @@ from gcahng.data.registry import DATASETS
 from gcahng.errors import ConfigError
 from gcahng.generator import HardNegativeGenerator
 from gcahng.losses import METRIC_LOSSES
-from gcahng.models import EmbeddingModel, create_embedding_model
+from gcahng.models import BACKBONES, EmbeddingModel, create_embedding_model
 from gcahng.training.optim import Optimizers, build_optimizers
 from gcahng.training.schedule import Schedulers, build_schedulers
 from gcahng.training.step import TrainingStep
@@ -66,8 +66,10 @@ def load_datasets(cfg: TrainConfig) -> dict[str, ImageDataset | OrientedClasses]
     and, for ``selection: val``, the held-out ``val`` split (test transform)."""
     val = {"val_fraction": cfg.val_fraction, "val_count": cfg.val_count} if cfg.selection == "val" else {}
     splits = read_splits(cfg.dataset, cfg.data_root, val_seed=cfg.seed, **val)
+    backbone = BACKBONES.get(cfg.backbone)
     train_transform = build_transforms(
-        True, cfg.image_size, cfg.resize_size, crop_scale=cfg.crop_scale, hflip=cfg.hflip
+        True, cfg.image_size, cfg.resize_size, crop_scale=cfg.crop_scale, hflip=cfg.hflip,
+        mean=backbone.input_mean, std=backbone.input_std,
     )
     wanted = ["train", *DATASETS.get(cfg.dataset).eval_splits] + (["val"] if cfg.selection == "val" else [])
     datasets = {split: ImageDataset(splits[split], name=cfg.dataset, split=split) for split in wanted}

@@ -182,8 +182,8 @@ def gcl_step(sizes: Sizes, device: torch.device, compiled: bool) -> list[dict]:
         rng = torch.Generator().manual_seed(0)
 
         def step(generator=generator, z=z, labels=labels, C=C, m=m, rng=rng) -> None:
-            _, lam, logits = generator.correlate(z, labels, C, m)
-            negatives = generator.interpolate(z, lam, 0.5, labels, C, m, rng)
+            graph, lam, logits = generator.correlate(z, labels, C, m)
+            negatives = generator.interpolate(z, lam, 0.5, labels, C, m, rng, graph)
             (negatives.embeddings.square().mean() + logits.square().mean()).backward()
 
         try:

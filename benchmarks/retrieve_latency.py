@@ -7,12 +7,14 @@ that checkpoint, and a real photograph as the query (scikit-learn's bundled samp
 
 - in-process exact search, one query at a time (``Index.search``), and in-process
   embedding of the query (decode + preprocess + forward);
-- the wall time of the ``gcahng retrieve`` command from process start to answer, on CPU,
-  with the time of its main imports (``python -X importtime``) and whether it loaded any
-  library it should not (torch_geometric, sklearn, matplotlib, timm, torchvision);
+- the wall time of the ``gcahng retrieve`` command from process start to answer, on CPU, on
+  PyTorch (the checkpoint) and on onnxruntime (``--model`` its ``gcahng export``), with the
+  time of its main imports (``python -X importtime``) and whether it loaded any library it
+  should not (torch_geometric, sklearn, matplotlib, timm, torchvision);
 
 prints a Markdown report and writes it to ``benchmarks/results/retrieve_latency.md``.
-Targets: search <= 20 ms per query, command <= 3 s.
+and embedding throughput (images/s, batches of 16) of onnxruntime vs PyTorch. Targets:
+search <= 20 ms per query, command <= 3 s on PyTorch, <= 1.0 s on onnxruntime.
 
     python benchmarks/retrieve_latency.py [--runs 5] [--searches 300]
 """
@@ -38,7 +40,7 @@ from gcahng.models.embedding import create_embedding_model
 from gcahng.retrieval import Index, ModelRecord, load, read_checkpoint
 
 GALLERY, DIM, K = 60_000, 512, 10
-FORBIDDEN = ("torch_geometric", "sklearn", "matplotlib", "timm", "torchvision")
+FORBIDDEN = ("torch_geometric", "sklearn", "matplotlib", "timm", "torchvision")  # "torch" too on the ONNX path
 WATCHED = ("torch", "torchvision", "scipy", "faiss", "numpy", "PIL", "click", "gcahng.data", "gcahng.models",
            "gcahng.retrieval")
 REPORT = Path(__file__).resolve().parent / "results" / "retrieve_latency.md"
@@ -48,7 +50,7 @@ def _load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _prepare(work: Path) -> tuple[Path, Path, Path]:
+def _prepare(work: Path) -> tuple[Path, Path, Path, Path]:
     from PIL import Image
     from sklearn.datasets import load_sample_image
 
@@ -60,11 +62,31 @@ def _prepare(work: Path) -> tuple[Path, Path, Path]:
     record = read_checkpoint(ckpt)
     vectors = np.random.default_rng(0).standard_normal((GALLERY, DIM)).astype(np.float32)
     paths = [f"synthetic/{i:05d}.jpg" for i in range(GALLERY)]
-    Index.build(vectors, paths, None, ModelRecord(str(record.path), record.fingerprint, record.model_spec)).save(
-        work / "index")
+    Index.build(vectors, paths, None,
+                ModelRecord("checkpoint", str(record.path), record.fingerprint, record.model_spec)).save(work / "index")
     query = work / "china.jpg"
     Image.fromarray(load_sample_image("china.jpg")).save(query, quality=90)
-    return ckpt, work / "index", query
+    from gcahng.serving.export import export_onnx
+
+    onnx_path = export_onnx(ckpt, work / "resnet50.onnx").path
+    return ckpt, work / "index", query, onnx_path
+
+
+def _throughput(ckpt: Path, onnx_path: Path, query: Path, batches: int = 3, batch: int = 16) -> dict[str, float]:
+    """Images per second embedding preprocessed batches of ``batch`` with PyTorch and with onnxruntime."""
+    from gcahng.serving.onnx_embedder import OnnxEmbedder
+
+    torch_model, onnx_model = load(ckpt), OnnxEmbedder(onnx_path)
+    images = torch.from_numpy(np.repeat(onnx_model.preprocess(query)[None], batch, axis=0))
+    out = {}
+    for name, run in (("torch", lambda: torch_model.embed_batch(images)),
+                      ("onnxruntime", lambda: onnx_model.embed_batch(images.numpy()))):
+        run()
+        start = time.perf_counter()
+        for _ in range(batches):
+            run()
+        out[name] = batches * batch / (time.perf_counter() - start)
+    return out
 
 
 def _in_process(ckpt: Path, index_dir: Path, query: Path, searches: int) -> dict[str, float]:
@@ -89,10 +111,10 @@ def _in_process(ckpt: Path, index_dir: Path, query: Path, searches: int) -> dict
             "search_batched_ms": batch_ms, "embed_median_ms": statistics.median(embed_ms[1:])}
 
 
-def _command(ckpt: Path, index_dir: Path, query: Path) -> list[str]:
-    script = Path(sys.executable).with_name("gcahng")
-    head = [str(script)] if script.exists() else [sys.executable, "-m", "gcahng.cli.main"]
-    return head + ["retrieve", "--query", str(query), "--index", str(index_dir), "-k", str(K)]
+def _command(index_dir: Path, query: Path, model: Path | None = None) -> list[str]:
+    head = [sys.executable, "-m", "gcahng.cli.main"]
+    extra = [] if model is None else ["--model", str(model)]
+    return head + ["retrieve", "--query", str(query), "--index", str(index_dir), "-k", str(K), *extra]
 
 
 def _end_to_end(command: list[str], runs: int, command_cwd: Path) -> list[float]:
@@ -157,10 +179,14 @@ def main() -> None:
     load_before = _load_average()
     work = Path(tempfile.mkdtemp(prefix="gcahng-latency-"))
     try:
-        ckpt, index_dir, query = _prepare(work)
+        ckpt, index_dir, query, onnx_path = _prepare(work)
         stats = _in_process(ckpt, index_dir, query, args.searches)
-        command = _command(ckpt, index_dir, query)
+        command = _command(index_dir, query)
         times = _end_to_end(command, args.runs, work)
+        onnx_command = _command(index_dir, query, onnx_path)
+        onnx_times = _end_to_end(onnx_command, args.runs, work)
+        _, onnx_loaded = _imports(onnx_command, work)
+        throughput = _throughput(ckpt, onnx_path, query)
         imports, loaded = _imports(command, work)
         stages = _stages(index_dir, query)
     finally:
@@ -183,6 +209,11 @@ def main() -> None:
         f"{stats['embed_median_ms']:.0f} ms | |",
         f"| `gcahng retrieve` wall time, median of {len(times)} | {statistics.median(times):.2f} s | <= 3 s |",
         f"| `gcahng retrieve` wall time, each run | {', '.join(f'{t:.2f}' for t in times)} s | |",
+        f"| `gcahng retrieve --model resnet50.onnx` (onnxruntime) wall time, median of {len(onnx_times)} | "
+        f"{statistics.median(onnx_times):.2f} s | <= 1.0 s |",
+        f"| `gcahng retrieve --model resnet50.onnx`, each run | {', '.join(f'{t:.2f}' for t in onnx_times)} s | |",
+        f"| embedding throughput, batches of 16, PyTorch | {throughput['torch']:.1f} images/s | |",
+        f"| embedding throughput, batches of 16, onnxruntime | {throughput['onnxruntime']:.1f} images/s | |",
         "",
         "Steps of one retrieval in a fresh process (seconds): "
         + ", ".join(f"{name} {sec:.3f}" if sec < 0.1 else f"{name} {sec:.2f}" for name, sec in stages.items()) + ".",
@@ -191,7 +222,10 @@ def main() -> None:
         "where first made): "
         + ", ".join(f"{name} {sec:.2f}" for name, sec in imports.items()) + ".",
         "",
-        f"Libraries the command should not need, loaded anyway: {', '.join(loaded) if loaded else 'none'}.",
+        f"Libraries the command should not need, loaded anyway: {', '.join(loaded) if loaded else 'none'}; "
+        f"with --model resnet50.onnx: {', '.join(onnx_loaded) if onnx_loaded else 'none'}.",
+        "",
+        "The machine is shared with other agents' jobs (see the load average): numbers are under load.",
         "",
     ]
     report = "\n".join(lines)

@@ -37,7 +37,8 @@ def test_onnx_and_checkpoint_indexes_agree(world):
     np.testing.assert_allclose(a.faiss_index.reconstruct_batch(ids), b.faiss_index.reconstruct_batch(ids), atol=1e-4)
 
 
-@pytest.mark.parametrize("index_name, model", [("index_onnx", None), ("index_ckpt", "onnx"), ("index_onnx", "checkpoint")])
+@pytest.mark.parametrize("index_name, model",
+                         [("index_onnx", None), ("index_ckpt", "onnx"), ("index_onnx", "checkpoint")])
 def test_every_gallery_image_is_its_own_first_hit_across_kinds(world, index_name, model):
     args = ["--model", world[model]] if model else []
     result = _retrieve("--query", world["gallery"], "--index", world[index_name], "-k", 2, "--json", *args)

@@ -72,7 +72,9 @@ def write_doc(out: Path, commands: dict[str, str], doc: Path) -> None:
         if path.is_file():
             lines += regime_section(regime, json.loads(path.read_text()), commands.get(regime, "(see results.json)"))
         else:
-            lines += [f"## Regime: {regime}", "", "Not run yet.", ""]
+            lines += [f"## Regime: {regime}", "", "Not run yet; to run it (about 27 digits runs of 2-4 minutes "
+                      "each on 2 loaded CPU cores):", "", "```",
+                      f"nice -n 10 python benchmarks/evidence.py --regime {regime} --out runs/evidence", "```", ""]
     lines += ["## Not run", "",
               "- pretrained regime (`efficientnet_lite0` fine-tuned on a generated glyph dataset): the dataset "
               "generator is not written yet, so there are no numbers for it.", ""]

@@ -5,7 +5,8 @@
 
 Each run is compared with its network as initialised by its seed, before training. Writes
 benchmarks/results/digits_baselines.md: one row per run and, for several runs, the mean
-and standard deviation (ddof=1).
+and standard deviation (ddof=1). The quick start's goal (issue 16) as a check that exits 1
+when missed: ``--require-mean 71 --require-each 69`` (MAP@R, %).
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ def summary(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dirs", type=Path, nargs="+", help="finished `gcahng fit` runs on digits")
+    parser.add_argument("--require-mean", type=float, help="exit 1 unless the mean trained MAP@R (%%) reaches it")
+    parser.add_argument("--require-each", type=float, help="exit 1 unless every run's MAP@R (%%) reaches it")
     args = parser.parse_args()
     rows, trained, untrained = [], [], []
     for run_dir in args.run_dirs:
@@ -74,6 +77,13 @@ def main() -> None:
     print(table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(table + "\n")
+    missed = []
+    if args.require_mean is not None and 100 * statistics.fmean(trained) < args.require_mean:
+        missed.append(f"mean MAP@R {100 * statistics.fmean(trained):.1f} < {args.require_mean}")
+    if args.require_each is not None and 100 * min(trained) < args.require_each:
+        missed.append(f"lowest MAP@R {100 * min(trained):.1f} < {args.require_each}")
+    if missed:
+        raise SystemExit("goal missed: " + "; ".join(missed))
 
 
 if __name__ == "__main__":

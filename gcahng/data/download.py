@@ -20,7 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from gcahng.data.records import SplitRecords
-from gcahng.data.registry import DATASETS, ArchiveSpec
+from gcahng.data.sources import DATASETS, ArchiveSpec
 from gcahng.errors import DataError, GcahngError, OfflineError
 
 Opener = Callable[..., Any]

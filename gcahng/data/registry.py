@@ -1,55 +1,17 @@
-"""The dataset registry and ``create_dataset``.
+"""Reading a registered dataset's splits: ``read_splits``, ``create_dataset``, ``eval_splits``.
 
-A dataset is a :class:`DatasetSource`: a reader that turns a root folder into per-split
-:class:`~gcahng.data.records.SplitRecords`, plus what the CLI needs to tell users how to get
-it. Register your own with ``DATASETS.register("mine")(DatasetSource(...))``.
+The registry itself (``DATASETS``, :class:`~gcahng.data.sources.base.DatasetSource`) is in
+:mod:`gcahng.data.sources.base`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gcahng.data.dataset import ImageDataset, Transform
 from gcahng.data.records import SplitRecords, hold_out_validation
+from gcahng.data.sources import DATASETS
 from gcahng.errors import DataError, InputError
-from gcahng.registry import Registry
-
-
-@dataclass(frozen=True)
-class ArchiveSpec:
-    """A downloadable archive: where from, its exact size in bytes and SHA-256."""
-
-    url: str
-    filename: str
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class DatasetSource:
-    """How to read one dataset and how users obtain it.
-
-    read: ``(root: Path | None, **options) -> {split: SplitRecords}``, always with ``"train"``.
-    splits: the split names ``read`` returns (``"val"`` is added by ``create_dataset``).
-    eval_splits: the splits evaluation uses, e.g. ``("test",)`` or ``("query", "gallery")``.
-    how_to_get: the official source and the layout ``read`` expects, shown in errors.
-    expected: official ``split -> (classes, images)``, compared by ``gcahng data check``.
-    archive: set when ``gcahng data download`` can fetch and verify the data itself.
-    """
-
-    name: str
-    read: Callable[..., dict[str, SplitRecords]]
-    splits: tuple[str, ...]
-    eval_splits: tuple[str, ...]
-    how_to_get: str
-    needs_root: bool = True
-    expected: dict[str, tuple[int, int]] = field(default_factory=dict)
-    archive: ArchiveSpec | None = None
-
-
-DATASETS: Registry[DatasetSource] = Registry("dataset")
 
 
 def read_splits(
@@ -100,8 +62,3 @@ def create_dataset(
 def eval_splits(name: str) -> tuple[str, ...]:
     """The splits evaluated for dataset ``name``: ``("test",)``, or ``("query", "gallery")`` for inshop."""
     return DATASETS.get(name).eval_splits
-
-
-# Registers the built-in datasets. At the end of this module, because the sources import the
-# names defined above; every import path to DATASETS goes through here.
-from gcahng.data import sources as _sources  # noqa: E402,F401

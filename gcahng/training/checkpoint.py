@@ -87,6 +87,13 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
     missing = [k for k in ("model_spec", "model", *TRAINING_KEYS) if k not in payload]
     if missing:
         raise CheckpointError(f"{path} cannot resume a run: it lacks {', '.join(missing)}")
+    epoch, best = payload["epoch"], payload["best"]
+    if type(epoch) is not int or epoch < 0:
+        raise CheckpointError(f"{path}: 'epoch' must be a non-negative integer (epochs completed), got {epoch!r}")
+    if not isinstance(best, dict) or not {"score", "epoch"} <= set(best):
+        raise CheckpointError(f"{path}: 'best' must be a mapping with 'score' and 'epoch', got {best!r}")
+    if not isinstance(payload["config"], dict):
+        raise CheckpointError(f"{path}: 'config' must be a mapping, got {type(payload['config']).__name__}")
     return payload
 
 

@@ -29,6 +29,8 @@ from gcahng.config import TrainConfig, config_from_dict, save_config
 from gcahng.data import FailureLog, ImageDataset
 from gcahng.errors import CheckpointError, ConfigError, GcahngError
 from gcahng.evaluation import RetrievalMetrics
+from gcahng.formats import metrics_log
+from gcahng.formats.metrics_log import METRICS_FILE
 from gcahng.retrieval.checkpoint import CHECKPOINT_FORMAT
 from gcahng.training.build import (
     TrainingParts,
@@ -50,7 +52,6 @@ from gcahng.training.schedule import apply_warmup
 from gcahng.training.step import NonFiniteLossError
 
 CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.jsonl"
 TEST_METRICS_FILE = "test_metrics.json"
 LAST = Path("checkpoints") / "last.pt"
 BEST = Path("checkpoints") / "best.pt"
@@ -151,11 +152,7 @@ class Trainer:
 
     def _truncate_metrics(self, epochs_done: int) -> None:
         """Drop records of epochs after ``epochs_done`` (written before the crash, redone now)."""
-        path = self.run_dir / METRICS_FILE
-        if path.exists():
-            lines = [line for line in path.read_text().splitlines()
-                     if line.strip() and json.loads(line)["epoch"] <= epochs_done]
-            path.write_text("".join(line + "\n" for line in lines))
+        metrics_log.truncate(self.run_dir / METRICS_FILE, epochs_done)
 
     # ------------------------------------------------------------ checkpoints
     def _payload(self, parts: TrainingParts, epoch: int, best: dict, metrics: dict | None, *, full: bool) -> dict:
@@ -226,9 +223,9 @@ class Trainer:
         loader = train_loader(cfg, datasets["train"], self.device)
         seed_everything(cfg.seed)
         parts = build_training_parts(cfg, datasets["train"].num_classes, self.device)
+        state = self._restore(parts) if self.resume else {"epoch": 0, "best": {"score": None, "epoch": None}}
         self._prepare_run_dir()
         self._describe(datasets)
-        state = self._restore(parts) if self.resume else {"epoch": 0, "best": {"score": None, "epoch": None}}
         best = state["best"]
         failures = FailureLog()
         from torch.utils.tensorboard import SummaryWriter
@@ -269,8 +266,7 @@ class Trainer:
             is_best = True
         if is_best:
             atomic_save(self._payload(parts, number, best, record.get("eval"), full=False), self.run_dir / BEST)
-        with open(self.run_dir / METRICS_FILE, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        metrics_log.append_record(self.run_dir / METRICS_FILE, record)
         for name, value in losses.items():
             writer.add_scalar(f"loss/{name}", value, number)
         for name, value in record["lr"].items():

@@ -6,7 +6,6 @@ Each line of ``metrics.jsonl`` is one epoch: ``{"epoch": int, "time_s": float, "
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,8 +14,8 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from gcahng.errors import DataError
+from gcahng.formats.metrics_log import METRICS_FILE, read_records
 
-METRICS_FILE = "metrics.jsonl"
 EVAL_KEYS = ("recall@1", "map@r")
 
 
@@ -29,21 +28,7 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path).expanduser()
     if path.is_dir():
         path = path / METRICS_FILE
-    if not path.is_file():
-        raise DataError(f"no training metrics: {path} does not exist")
-    records = []
-    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as err:
-            raise DataError(f"{path}, line {line_no}: not JSON ({err})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
-            raise DataError(f"{path}, line {line_no}: expected an object with an integer 'epoch'")
-        if not isinstance(record.get("loss", {}), dict) or not isinstance(record.get("eval", {}), dict):
-            raise DataError(f"{path}, line {line_no}: 'loss' and 'eval' must be objects")
-        records.append(record)
+    records = read_records(path)
     if not records:
         raise DataError(f"{path} holds no epoch records")
     return records

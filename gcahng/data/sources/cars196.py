@@ -22,7 +22,7 @@ import numpy as np
 
 from gcahng.data.files import safe_join, verify_files
 from gcahng.data.records import SplitRecords, split_by_class
-from gcahng.data.registry import DATASETS, DatasetSource
+from gcahng.data.sources.base import DATASETS, DatasetSource
 from gcahng.errors import DataError
 
 HOW_TO_GET = (

@@ -6,7 +6,7 @@ from pathlib import Path
 from gcahng.data.files import locate, safe_join, verify_files
 from gcahng.data.metadata import parse_int, read_rows
 from gcahng.data.records import SplitRecords, split_by_class
-from gcahng.data.registry import DATASETS, ArchiveSpec, DatasetSource
+from gcahng.data.sources.base import DATASETS, ArchiveSpec, DatasetSource
 from gcahng.errors import DataError
 
 HOW_TO_GET = (

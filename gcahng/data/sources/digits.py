@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from gcahng.data.records import SplitRecords
-from gcahng.data.registry import DATASETS, DatasetSource
+from gcahng.data.sources.base import DATASETS, DatasetSource
 from gcahng.errors import InputError
 
 HOW_TO_GET = "digits is bundled with scikit-learn; it needs no root and no download."

@@ -21,7 +21,7 @@ from gcahng.data.files import verify_files
 from gcahng.data.images import is_hidden_file, is_image_name
 from gcahng.data.metadata import read_lines
 from gcahng.data.records import SplitRecords
-from gcahng.data.registry import DATASETS, DatasetSource
+from gcahng.data.sources.base import DATASETS, DatasetSource
 from gcahng.errors import DataError
 
 HOW_TO_GET = (

@@ -14,7 +14,7 @@ import numpy as np
 from gcahng.data.files import safe_join, verify_files
 from gcahng.data.metadata import header_lines, parse_int, read_rows
 from gcahng.data.records import SplitRecords
-from gcahng.data.registry import DATASETS, DatasetSource
+from gcahng.data.sources.base import DATASETS, DatasetSource
 from gcahng.errors import DataError
 
 HOW_TO_GET = (

@@ -8,7 +8,7 @@ import numpy as np
 from gcahng.data.files import locate, safe_join, verify_files
 from gcahng.data.metadata import header_lines, parse_int, read_rows
 from gcahng.data.records import SplitRecords
-from gcahng.data.registry import DATASETS, ArchiveSpec, DatasetSource
+from gcahng.data.sources.base import DATASETS, ArchiveSpec, DatasetSource
 from gcahng.errors import DataError
 
 HOW_TO_GET = (

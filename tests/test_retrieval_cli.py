@@ -56,7 +56,7 @@ def test_index_writes_sidecar_and_lists_skipped_images(world):
     meta = json.loads((root / "index" / "index.json").read_text())
     assert meta["embedding_dim"] == 8 and meta["normalisation"] == "l2" and meta["index_type"] == "flat"
     assert meta["model"]["fingerprint"] == read_checkpoint(ckpt).fingerprint
-    assert meta["model"]["checkpoint"] == str(ckpt.resolve())
+    assert meta["model"]["path"] == str(ckpt.resolve())
     assert meta["source"]["skipped"] == 1
     index = Index.load(root / "index")
     assert sorted(set(index.labels)) == list(CLASSES) and len(index) == 12
@@ -147,7 +147,7 @@ def test_moved_checkpoint_needs_and_accepts_override(world, tmp_path):
     root, ckpt, _ = world
     shutil.copytree(root / "index", tmp_path / "index")
     meta = json.loads((tmp_path / "index" / "index.json").read_text())
-    meta["model"]["checkpoint"] = str(tmp_path / "gone.pt")
+    meta["model"]["path"] = str(tmp_path / "gone.pt")
     (tmp_path / "index" / "index.json").write_text(json.dumps(meta))
     query = root / "gallery" / "apple" / "0.png"
     result = _retrieve("--query", query, "--index", tmp_path / "index")

@@ -61,6 +61,7 @@ def ablate(dataset: str | None, grids: tuple[str, ...], seeds: int, seed_offset:
         preset_path,
     )
     from gcahng.errors import ConfigError
+    from gcahng.locking import folder_lock
 
     import_plugins(plugins)  # first, so that the grid and config may name their components
     axes = parse_grid(grids)
@@ -91,7 +92,8 @@ def ablate(dataset: str | None, grids: tuple[str, ...], seeds: int, seed_offset:
     command = _command_line(dataset, grids, seeds, seed_offset, epochs, config_file, assignments, plugins, out,
                             report_md)
     try:
-        run_ablation(plan, out, command=command, progress=not no_progress, log=click.echo)
+        with folder_lock(out):
+            run_ablation(plan, out, command=command, progress=not no_progress, log=click.echo)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; run the same command again to continue ({out}: finished runs are skipped, "
                    "the interrupted one resumes)", err=True)

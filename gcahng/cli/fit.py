@@ -80,6 +80,7 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
         preset_path,
     )
     from gcahng.errors import ConfigError
+    from gcahng.locking import folder_lock
     from gcahng.training.trainer import CONFIG_FILE, Trainer
 
     overrides = {_FIELD_OPTIONS[k]: v for k, v in options.items() if v is not None}
@@ -113,5 +114,6 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
             cfg = apply_overrides(cfg, {"plugins": [*cfg.plugins, *(p for p in plugins if p not in cfg.plugins)]})
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(out) if out else Path("runs") / f"{cfg.dataset}_{cfg.backbone}_{stamp}"
-    Trainer(cfg, run_dir, resume=resume is not None, progress=not no_progress).fit()
+    with folder_lock(run_dir):
+        Trainer(cfg, run_dir, resume=resume is not None, progress=not no_progress).fit()
     click.echo(f"run folder: {run_dir}")

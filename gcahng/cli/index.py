@@ -74,7 +74,7 @@ def index_command(
         embedded.embeddings,
         [names[i] for i in embedded.kept],
         None if labels is None else [labels[i] for i in embedded.kept],
-        ModelRecord(str(embedder.checkpoint), embedder.fingerprint, embedder.spec.to_dict()),
+        ModelRecord(str(embedder.checkpoint), embedder.fingerprint, embedder.spec.to_dict(), "checkpoint"),
         index_type=index_type,
         params=params,
         source={**source, "skipped": len(embedded.skipped)},

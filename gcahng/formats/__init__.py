@@ -1,0 +1,1 @@
+"""File formats: one module per format owns its version, validation and errors."""

@@ -34,6 +34,8 @@ def _holder(fd: int) -> int | None:
 def folder_lock(directory: str | Path, *, rank: int = 0) -> Iterator[Path]:
     """Hold the folder lock of ``directory`` (created if missing) for the ``with`` block.
 
+    A folder created here that holds nothing but the lock when the block fails is removed again.
+
     Only ``rank`` 0 takes the lock (the other processes of a distributed run share its
     folder and do nothing here). Raises :class:`InputError` naming the folder and the PID of
     the process that holds it.
@@ -42,6 +44,7 @@ def folder_lock(directory: str | Path, *, rank: int = 0) -> Iterator[Path]:
     if rank != 0:
         yield directory
         return
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
@@ -53,5 +56,10 @@ def folder_lock(directory: str | Path, *, rank: int = 0) -> Iterator[Path]:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         yield directory
+    except BaseException:
+        if created and [p.name for p in directory.iterdir()] == [LOCK_FILE]:  # a folder we made, left empty
+            (directory / LOCK_FILE).unlink()
+            directory.rmdir()
+        raise
     finally:
         os.close(fd)  # closing the descriptor releases the lock

@@ -73,7 +73,8 @@ def test_an_interrupted_grid_resumes_without_repeating_finished_runs(fake: type[
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [(r["alpha"], float(r["map@r_mean"]), r["best"]) for r in rows] == [
         ("4.0", pytest.approx(0.405), "false"), ("5.0", pytest.approx(0.505), "true")]
-    assert {p.name for p in out.iterdir()} == {"runs", "results.md", "results.csv", "results.json", "results.png"}
+    assert {p.name for p in out.iterdir()} == {"runs", "results.md", "results.csv", "results.json", "results.png",
+                                             ".gcahng.lock"}  # the folder lock (gcahng.locking)
 
     fake.calls = []
     code, output = _ablate([*args[:-3], "--seeds", "3", "--out", str(out)])  # one more seed: only it trains

@@ -49,16 +49,24 @@ def test_each_gallery_item_is_its_own_first_hit():
     np.testing.assert_allclose(results.scores[:, 0], 1.0, atol=1e-5)
 
 
+def _files(root, paths):
+    for path in paths:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(b"")
+    return [str(root / path) for path in paths]
+
+
 def test_save_load_round_trip(tmp_path):
     vectors, paths, labels = _gallery()
+    paths = _files(tmp_path, paths)
     built = Index.build(vectors, paths, labels, MODEL, index_type="hnsw", params={"ef_search": 64},
-                        source={"images": "x"})
+                        source={"images": str(tmp_path)})
     built.save(tmp_path / "idx")
     loaded = Index.load(tmp_path / "idx")
     assert loaded.paths == built.paths and loaded.labels == labels
     assert loaded.model == MODEL and loaded.index_type == "hnsw"
     assert loaded.params["ef_search"] == 64 and loaded.faiss_index.hnsw.efSearch == 64
-    assert loaded.recall == pytest.approx(built.recall) and loaded.source == {"images": "x"}
+    assert loaded.recall == pytest.approx(built.recall) and loaded.source == {"images": str(tmp_path)}
     np.testing.assert_array_equal(loaded.search(vectors[:9], 4).ids, built.search(vectors[:9], 4).ids)
 
 
@@ -116,15 +124,17 @@ def test_load_errors_name_the_folder(tmp_path):
     with pytest.raises(CheckpointError, match="no gcahng index at .*missing index.json"):
         Index.load(tmp_path / "absent")
     vectors, paths, labels = _gallery(n=5)
+    paths = _files(tmp_path, paths)
     Index.build(vectors, paths, labels, MODEL).save(tmp_path / "idx")
     meta = json.loads((tmp_path / "idx" / "index.json").read_text())
     (tmp_path / "idx" / "index.json").write_text(json.dumps({**meta, "version": 99}))
     with pytest.raises(CheckpointError, match="index version 99"):
         Index.load(tmp_path / "idx")
     (tmp_path / "idx" / "index.json").write_text(json.dumps(meta))
-    (tmp_path / "idx" / "gallery.json").write_text(json.dumps({"paths": paths[:3], "labels": None}))
-    with pytest.raises(CheckpointError, match="5 vectors but 3 image paths"):
+    (tmp_path / "idx" / "gallery.json").write_text(json.dumps({"items": ["img/0000.jpg"] * 3, "labels": None}))
+    with pytest.raises(CheckpointError, match="items: 3 entries but .* says num_items 5"):
         Index.load(tmp_path / "idx")
     (tmp_path / "idx" / "index.faiss").write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="corrupt index"):
+    (tmp_path / "idx" / "gallery.json").write_text(json.dumps({"items": ["img/0000.jpg"] * 5, "labels": None}))
+    with pytest.raises(CheckpointError, match="corrupt index file .*index.faiss"):
         Index.load(tmp_path / "idx")

@@ -19,7 +19,8 @@ def test_the_defaults_and_every_preset_name_registered_components() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"backbone": "resnet1000"}, "'backbone': unknown name 'resnet1000'; choose one of dino_vits16, efficientnet_lite0, googlenet"),
+        ({"backbone": "resnet1000"},
+         "'backbone': unknown name 'resnet1000'; choose one of dino_vits16, efficientnet_lite0, googlenet"),
         ({"metric_loss": "nope"}, "'metric_loss': unknown name 'nope'; choose one of"),
         ({"node_to_node": "nope"},
          f"'node_to_node': unknown name 'nope'; choose one of {', '.join(NODE_TO_NODE.names())}"),

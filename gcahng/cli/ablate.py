@@ -55,6 +55,7 @@ def ablate(dataset: str | None, grids: tuple[str, ...], seeds: int, seed_offset:
     from gcahng.cli.run_config import start_config
     from gcahng.config import parse_assignments
     from gcahng.errors import ConfigError
+    from gcahng.locking import folder_lock
 
     axes = parse_grid(grids)
     overrides = parse_assignments(assignments)
@@ -77,7 +78,8 @@ def ablate(dataset: str | None, grids: tuple[str, ...], seeds: int, seed_offset:
     command = _command_line(dataset, grids, seeds, seed_offset, epochs, config_file, assignments, plugins, out,
                             report_md)
     try:
-        run_ablation(plan, out, command=command, progress=not no_progress, log=click.echo)
+        with folder_lock(out):
+            run_ablation(plan, out, command=command, progress=not no_progress, log=click.echo)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; run the same command again to continue ({out}: finished runs are skipped, "
                    "the interrupted one resumes)", err=True)

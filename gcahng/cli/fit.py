@@ -73,6 +73,7 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
     from gcahng.cli.run_config import start_config
     from gcahng.config import DEFAULT_DATASET, load_config, parse_assignments
     from gcahng.errors import ConfigError
+    from gcahng.locking import folder_lock
     from gcahng.training.baselines import DEFAULT_BASELINE_DATASETS, baseline_lines, baseline_metrics
     from gcahng.training.names import check_names
     from gcahng.training.trainer import CONFIG_FILE, Trainer
@@ -102,7 +103,8 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
         cfg = start_config(dataset, config_file, overrides, plugins, click.echo)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(out) if out else Path("runs") / f"{cfg.dataset}_{cfg.backbone}_{stamp}"
-    metrics = Trainer(cfg, run_dir, resume=resume is not None, progress=not no_progress).fit()
+    with folder_lock(run_dir):
+        metrics = Trainer(cfg, run_dir, resume=resume is not None, progress=not no_progress).fit()
     if baselines or cfg.dataset in DEFAULT_BASELINE_DATASETS:
         click.echo(baseline_lines(metrics, baseline_metrics(cfg)))
     click.echo(f"run folder: {run_dir}")

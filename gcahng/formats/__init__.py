@@ -1,1 +1,1 @@
-"""The files gcahng writes and reads, one module per format, each with its one reader and writer."""
+"""File formats: one module per format owns its version, validation and errors."""

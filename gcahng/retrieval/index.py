@@ -1,11 +1,6 @@
 """A searchable gallery: a faiss index of L2-normalised embeddings plus its sidecar.
 
-An index directory holds
-
-- ``index.faiss``: the faiss index (inner product over L2-normalised embeddings = cosine);
-- ``index.json``: format, embedding size, normalisation, index type and parameters, the
-  recall measured at build time, and the model that embedded the gallery (see :class:`ModelRecord`);
-- ``gallery.json``: the gallery's image paths (absolute) and class labels when known.
+The folder format (files, schema, version) is :mod:`gcahng.formats.index_folder`.
 
     index = Index.load("gallery_index")
     results = index.search(query_embeddings, k=10)   # or index.query(["q.jpg"], k=10)
@@ -14,19 +9,24 @@ An index directory holds
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
 
-from gcahng import __version__
 from gcahng.errors import CheckpointError, InputError
+from gcahng.formats.index_folder import (
+    SCORE_TOLERANCE,
+    IndexContents,
+    ModelRecord,
+    read_index_folder,
+    write_index_folder,
+)
 from gcahng.retrieval.ann import apply_search_params, build_faiss_index, default_params, recall_against_exact
 
 if TYPE_CHECKING:
@@ -37,60 +37,8 @@ if TYPE_CHECKING:
 
     AnyEmbedder = Embedder | OnnxEmbedder
 
-INDEX_FORMAT = "gcahng-index"
-INDEX_VERSION = 1
-FAISS_FILE, META_FILE, GALLERY_FILE = "index.faiss", "index.json", "gallery.json"
 RECALL_K = 10
 FEW_QUERIES = 20
-
-
-# ---- ONNX support (task D): the model record names a checkpoint or an exported ONNX model ----
-MODEL_KINDS = ("checkpoint", "onnx")
-
-
-@dataclass(frozen=True)
-class ModelRecord:
-    """The model that embedded a gallery.
-
-    kind:               ``"checkpoint"`` (a gcahng checkpoint) or ``"onnx"`` (``gcahng export``'s file);
-    path:               where the model file was;
-    fingerprint:        the checkpoint's fingerprint, or the SHA-256 of the ONNX file;
-    model_spec:         the ``ModelSpec.to_dict()`` of the network;
-    source_fingerprint: for ``onnx``, the fingerprint of the checkpoint it was exported from.
-    """
-
-    kind: str
-    path: str
-    fingerprint: str
-    model_spec: dict[str, Any]
-    source_fingerprint: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise CheckpointError(f"model kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}")
-
-    @classmethod
-    def of(cls, embedder: AnyEmbedder) -> ModelRecord:
-        """The record of the model ``embedder`` runs."""
-        source = embedder.source_fingerprint if embedder.kind == "onnx" else None
-        return cls(embedder.kind, str(embedder.path), embedder.fingerprint, dict(embedder.model_spec), source)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelRecord:
-        """Read a sidecar's ``model`` entry; version-1 sidecars without ``kind`` named a ``checkpoint``."""
-        if "kind" not in data and "checkpoint" in data:
-            data = {"kind": "checkpoint", "path": data["checkpoint"],
-                    **{k: v for k, v in data.items() if k != "checkpoint"}}
-        return cls(**data)
-
-    @property
-    def fingerprints(self) -> set[str]:
-        """Fingerprints of the models accepted as this one (the checkpoint and its exports)."""
-        return {f for f in (self.fingerprint, self.source_fingerprint) if f}
-
-    @property
-    def embedding_dim(self) -> int | None:
-        return self.model_spec.get("embedding_dim")
 
 
 def load_model(path: str | Path, device: str = "cpu") -> AnyEmbedder:
@@ -104,7 +52,6 @@ def load_model(path: str | Path, device: str = "cpu") -> AnyEmbedder:
     from gcahng.retrieval.embedder import load
 
     return load(path, device=device)
-# ---- end of ONNX support in ModelRecord ----
 
 
 @dataclass(frozen=True)
@@ -180,6 +127,7 @@ class Index:
         params: dict[str, int],
         recall: float | None,
         source: dict[str, Any] | None = None,
+        directory: Path | None = None,
     ) -> None:
         if faiss_index.ntotal != len(paths):
             raise CheckpointError(f"index holds {faiss_index.ntotal} vectors but {len(paths)} image paths")
@@ -193,6 +141,7 @@ class Index:
         self.params = dict(params)
         self.recall = recall
         self.source = dict(source or {})
+        self.directory = directory  # the folder it was loaded from, if any
         self._ids_by_path: dict[str, int] | None = None  # built on first label_of()
         self._label_set: set[str] = set()
 
@@ -211,7 +160,10 @@ class Index:
     ) -> Index:
         """Index ``embeddings`` (N, D) of the images at ``paths`` (L2-normalised here).
 
-        Existing files are stored as absolute paths, so the index works from any folder.
+        Existing files are kept as absolute paths (links not followed). ``source`` names the
+        gallery (``{"images": FOLDER}`` or ``{"dataset", "split", "data_root"}``); by default
+        the folder holding all ``paths``. Raises :class:`InputError` when an embedding is not
+        finite: such a vector is never indexed.
 
         ``params`` override :func:`~gcahng.retrieval.ann.default_params`. For ``hnsw`` and
         ``ivf`` the recall@10 against exact search is measured and kept in ``.recall``.
@@ -226,76 +178,40 @@ class Index:
         bad = [str(p) for p in paths if "\n" in str(p)]
         if bad:
             raise InputError(f"image path contains a line break: {bad[0]!r}")
+        not_finite = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
+        if len(not_finite):
+            raise InputError(f"{len(not_finite)} embedding(s) are not finite (NaN or infinite), e.g. of "
+                             f"{paths[not_finite[0]]}; is the model broken? Nothing was indexed")
         embeddings = l2_normalise(embeddings)
         all_params = {**default_params(index_type, len(paths)), **(params or {})}
         faiss_index = build_faiss_index(embeddings, index_type, all_params)
         recall = None if index_type == "flat" else recall_against_exact(faiss_index, embeddings, k=RECALL_K)
         # files are kept as absolute paths; identifiers of in-memory images (digits/0042) as given
-        stored = [str(Path(p).expanduser().resolve()) if Path(p).expanduser().exists() else str(p) for p in paths]
+        stored = [os.path.abspath(Path(p).expanduser()) if Path(p).expanduser().exists() else str(p) for p in paths]
+        if source is None or not ({"images", "dataset"} & set(source)):
+            files = [p for p in stored if os.path.isabs(p)]
+            root = os.path.commonpath([os.path.dirname(p) for p in files]) if len(files) == len(stored) else None
+            source = {**(source or {}), **({"images": root} if root else {})}
         return cls(faiss_index, stored, labels if labels is None else list(labels), model,
                    index_type=index_type, params=all_params, recall=recall, source=source)
 
     def save(self, directory: str | Path) -> Path:
-        """Write the index files into ``directory`` (created if needed); returns the directory."""
-        directory = Path(directory).expanduser()
-        directory.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "format": INDEX_FORMAT,
-            "version": INDEX_VERSION,
-            "gcahng_version": __version__,
-            "num_items": len(self.paths),
-            "embedding_dim": self.dim,
-            "normalisation": "l2",
-            "metric": "inner_product",
-            "index_type": self.index_type,
-            "params": self.params,
-            f"recall@{RECALL_K}_vs_exact": self.recall,
-            "model": asdict(self.model),
-            "source": self.source,
-        }
-        faiss.write_index(self.faiss_index, str(directory / (FAISS_FILE + ".tmp")))
-        os.replace(directory / (FAISS_FILE + ".tmp"), directory / FAISS_FILE)
-        for name, content in ((GALLERY_FILE, {"paths": self.paths, "labels": self.labels}), (META_FILE, meta)):
-            tmp = directory / (name + ".tmp")
-            tmp.write_text(json.dumps(content, indent=1 if name == META_FILE else None))
-            os.replace(tmp, directory / name)
-        return directory
+        """Write the index folder (see :mod:`gcahng.formats.index_folder`); returns the directory."""
+        return write_index_folder(directory, IndexContents(
+            self.faiss_index, self.paths, self.labels, self.model, self.index_type, self.params, self.recall,
+            self.source))
 
     @classmethod
     def load(cls, directory: str | Path) -> Index:
-        """Read an index directory written by :meth:`save` (or ``gcahng index``).
+        """Read an index folder written by :meth:`save` (or ``gcahng index``), validated.
 
-        Raises :class:`CheckpointError` naming the directory when it is missing or malformed.
+        Raises :class:`CheckpointError` naming the file (and field) when it is missing or corrupt.
         """
-        directory = Path(directory).expanduser()
-        files = [directory / name for name in (META_FILE, GALLERY_FILE, FAISS_FILE)]
-        missing = [f.name for f in files if not f.is_file()]
-        if missing:
-            raise CheckpointError(
-                f"no gcahng index at {directory} (missing {', '.join(missing)}); build one with `gcahng index`"
-            )
-        try:
-            meta = json.loads(files[0].read_text())
-            gallery = json.loads(files[1].read_text())
-        except (OSError, ValueError) as err:
-            raise CheckpointError(f"cannot read index metadata in {directory}: {err}") from err
-        if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
-            raise CheckpointError(f"{files[0]} is not a gcahng index description")
-        if meta.get("version") != INDEX_VERSION:
-            raise CheckpointError(f"{files[0]} has index version {meta.get('version')!r}; expected {INDEX_VERSION}")
-        try:
-            faiss_index = faiss.read_index(str(files[2]))
-            model = ModelRecord.from_dict(meta["model"])
-            apply_search_params(faiss_index, meta["index_type"], meta["params"])
-            paths, labels = gallery["paths"], gallery["labels"]
-        except (RuntimeError, KeyError, TypeError) as err:
-            raise CheckpointError(f"corrupt index in {directory}: {type(err).__name__}: {err}") from err
-        if faiss_index.d != meta.get("embedding_dim"):
-            raise CheckpointError(
-                f"{files[2]} holds {faiss_index.d}-d vectors but {files[0]} says {meta.get('embedding_dim')}"
-            )
-        return cls(faiss_index, paths, labels, model, index_type=meta["index_type"], params=meta["params"],
-                   recall=meta.get(f"recall@{RECALL_K}_vs_exact"), source=meta.get("source"))
+        contents = read_index_folder(directory)
+        apply_search_params(contents.faiss_index, contents.index_type, contents.params)
+        return cls(contents.faiss_index, contents.paths, contents.labels, contents.model,
+                   index_type=contents.index_type, params=contents.params, recall=contents.recall,
+                   source=contents.source, directory=Path(directory))
 
     # ------------------------------------------------------------------ searching
     @property
@@ -322,7 +238,7 @@ class Index:
             self._ids_by_path = {p: i for i, p in enumerate(self.paths)}
             self._label_set = set(self.labels)
         resolved = Path(path).expanduser().resolve()
-        item = self._ids_by_path.get(str(resolved))
+        item = self._ids_by_path.get(os.path.abspath(Path(path).expanduser()), self._ids_by_path.get(str(resolved)))
         if item is not None:
             return self.labels[item]
         return resolved.parent.name if resolved.parent.name in self._label_set else None
@@ -344,6 +260,12 @@ class Index:
             raise InputError(f"queries must have shape (Q, {self.dim}), got {queries.shape}")
         with _threads_for(len(queries)):
             scores, ids = self.faiss_index.search(l2_normalise(queries), min(k, len(self)))
+        found = scores[ids >= 0]
+        outside = found[~(np.abs(found) <= 1 + SCORE_TOLERANCE)]  # NaN included
+        if len(outside):
+            where = "the index" if self.directory is None else f"the vector store of index {self.directory}"
+            raise CheckpointError(f"{where} is corrupt: a cosine similarity of {outside[0]:g} is outside [-1, 1]; "
+                                  "rebuild it with `gcahng index`")
         return SearchResults(scores=scores, ids=ids, index=self)
 
     def check_embedder(self, embedder: AnyEmbedder) -> None:

@@ -23,9 +23,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gcahng.cli.main import cli
+from gcahng.formats.checkpoint import WRITE_DELAY_ENV
 from gcahng.models import BACKBONES
 from gcahng.retrieval import load
-from gcahng.training.checkpoint import WRITE_DELAY_ENV
 
 # a tiny network on 16x16 digits: 22 iterations of 5 classes x 8 images per epoch
 TINY = ["--device", "cpu", "--workers", "0", "--no-progress", "--embedding-dim", "16", "--image-size", "16",

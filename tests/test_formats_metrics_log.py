@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from gcahng.errors import CheckpointError, DataError
+from gcahng.formats.checkpoint import load_training_checkpoint
 from gcahng.formats.metrics_log import append_record, read_records, truncate
-from gcahng.training.checkpoint import load_training_checkpoint
 
 
 def _log(path: Path, epochs: int) -> None:
@@ -47,7 +47,8 @@ def test_garbage_in_the_middle_or_a_record_without_epoch_is_refused_and_the_file
     ("best", [1], "'best' must be a mapping"),
 ])
 def test_training_checkpoint_fields_are_validated(tmp_path: Path, field: str, value: object, message: str) -> None:
-    payload = {"format": "gcahng-checkpoint", "version": 1, "model_spec": {}, "model": {}, "generator": {},
+    payload = {"format": "gcahng-checkpoint", "version": 1, "model_spec": {},
+               "model": {"w": torch.ones(1)}, "generator": {},
                "metric_loss": {}, "optimizers": {}, "schedulers": {}, "step": {}, "epoch": 1,
                "best": {"score": None, "epoch": None}, "config": {}, field: value}
     torch.save(payload, tmp_path / "last.pt")

@@ -1,8 +1,11 @@
 """Atomic checkpoint writes, checkpoint reading, and the per-epoch schedules and warm-up."""
 from __future__ import annotations
 
+import errno
 import math
+import os
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -10,13 +13,14 @@ import torch
 
 from gcahng.config import TrainConfig
 from gcahng.errors import CheckpointError
-from gcahng.training.build import build_training_parts
-from gcahng.training.checkpoint import (
+from gcahng.formats.checkpoint import (
     atomic_save,
-    load_for_evaluation,
     load_training_checkpoint,
+    read_checkpoint,
     remove_stale_temporaries,
 )
+from gcahng.training.build import build_training_parts
+from gcahng.training.evaluate import load_for_evaluation
 from gcahng.training.schedule import apply_warmup
 
 TINY = {"dataset": "digits", "backbone": "tiny_cnn", "embedding_dim": 16, "image_size": 16, "pretrained": False,
@@ -45,16 +49,61 @@ def test_stale_temporaries_are_removed(tmp_path: Path) -> None:
 
 def test_unreadable_and_foreign_checkpoints_are_named(tmp_path: Path) -> None:
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*junk\.pt"):
+    with pytest.raises(CheckpointError, match=r"junk\.pt is not a PyTorch checkpoint file"):
         load_training_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_for_evaluation(tmp_path / "missing.pt")
-    torch.save({"format": "gcahng-checkpoint", "version": 1, "model_spec": {}, "model": {}}, tmp_path / "inf.pt")
+    torch.save({"format": "gcahng-checkpoint", "version": 1, "model_spec": {}, "model": {"w": torch.ones(1)}},
+               tmp_path / "inf.pt")
     with pytest.raises(CheckpointError, match="cannot resume a run: it lacks generator"):
         load_training_checkpoint(tmp_path / "inf.pt")
     torch.save({"weights": [1, 2]}, tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match=r"list\.pt is not a state dict"):
         load_for_evaluation(tmp_path / "list.pt")
+
+
+def test_hostile_checkpoint_files_get_one_clear_error_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "text.pt").write_text("epoch: 3\n")
+    ours = {"format": "gcahng-checkpoint", "version": 1, "model_spec": {"backbone": "tiny_cnn"}}
+    torch.save({**ours, "model": {"head.weight": [1.0, 2.0]}}, tmp_path / "list_weight.pt")
+    torch.save({**ours, "model": {}}, tmp_path / "no_model.pt")
+    torch.save({**ours, "version": 99, "model": {"w": torch.ones(1)}}, tmp_path / "future.pt")
+    torch.save(b"\x00" * 10, tmp_path / "truncated.pt")
+    (tmp_path / "truncated.pt").write_bytes((tmp_path / "truncated.pt").read_bytes()[:40])
+    fifo = tmp_path / "fifo.pt"
+    os.mkfifo(fifo)
+    cases = {
+        "empty.pt": r"empty\.pt is empty \(0 bytes\)",
+        "text.pt": r"text\.pt is not a PyTorch checkpoint file",
+        "list_weight.pt": r"list_weight\.pt: weight 'model\.head\.weight' is a list, not a tensor",
+        "no_model.pt": r"no_model\.pt lacks the embedding model",
+        "future.pt": r"future\.pt has checkpoint version 99",
+        "truncated.pt": r"cannot read checkpoint .*truncated\.pt: \w+",
+        "fifo.pt": r"fifo\.pt is not a regular file",
+    }
+    for name, message in cases.items():
+        for reader in (read_checkpoint, load_training_checkpoint, load_for_evaluation):
+            with pytest.raises(CheckpointError, match=message):
+                reader(tmp_path / name)
+
+
+def test_a_full_disk_names_the_file_keeps_the_previous_checkpoint_and_leaves_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "last.pt"
+    atomic_save({"a": torch.zeros(3)}, path)
+
+    def full(payload, handle):
+        handle.write(b"PK partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(CheckpointError, match=f"no space left on device writing {re.escape(str(path))}"):
+        atomic_save({"a": torch.ones(3)}, path)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.zeros(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
 def test_schedules_halve_the_embedding_lr_and_anneal_the_gcl_lr_per_epoch() -> None:

@@ -27,8 +27,7 @@ def eval_command(checkpoint: Path, dataset: str | None, data_root: str | None, s
     from gcahng.data.registry import DATASETS
     from gcahng.errors import InputError
     from gcahng.training.build import resolve_device
-    from gcahng.training.checkpoint import load_for_evaluation
-    from gcahng.training.evaluate import evaluate_split
+    from gcahng.training.evaluate import evaluate_split, load_for_evaluation
 
     model, config = load_for_evaluation(checkpoint)
     if dataset is None:

@@ -15,9 +15,9 @@ from typing import Any
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
-    "InferenceCheckpoint": "gcahng.retrieval.checkpoint",
-    "checkpoint_fingerprint": "gcahng.retrieval.checkpoint",
-    "read_checkpoint": "gcahng.retrieval.checkpoint",
+    "InferenceCheckpoint": "gcahng.formats.checkpoint",
+    "checkpoint_fingerprint": "gcahng.formats.checkpoint",
+    "read_checkpoint": "gcahng.formats.checkpoint",
     "Embedder": "gcahng.retrieval.embedder",
     "load": "gcahng.retrieval.embedder",
     "EmbeddedImages": "gcahng.retrieval.gallery",

@@ -17,8 +17,8 @@ from PIL import Image
 
 from gcahng.data.images import load_rgb
 from gcahng.errors import CheckpointError, InputError
+from gcahng.formats.checkpoint import read_checkpoint
 from gcahng.preprocess import TestPreprocess
-from gcahng.retrieval.checkpoint import read_checkpoint
 
 if TYPE_CHECKING:
     from gcahng.models.embedding import EmbeddingModel
@@ -51,7 +51,7 @@ class Embedder:
     """An embedding network in eval mode with its test-time preprocessing.
 
     ``spec`` is the network's ``ModelSpec``; ``fingerprint`` identifies its weights (see
-    :func:`gcahng.retrieval.checkpoint.checkpoint_fingerprint`).
+    :func:`gcahng.formats.checkpoint.checkpoint_fingerprint`).
     """
 
     def __init__(

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,6 +13,9 @@ from torch import nn
 from gcahng.data import ImageDataset
 from gcahng.errors import DataError
 from gcahng.evaluation import PROTOCOLS, Protocol, RetrievalMetrics, evaluate_leave_one_out, evaluate_query_gallery
+from gcahng.formats.checkpoint import is_ours, read_checkpoint, read_payload
+from gcahng.models import EmbeddingModel, load_embedding_model, reference_model_spec
+from gcahng.models.state_dicts import extract_state_dict
 from gcahng.preprocess import TestPreprocess
 from gcahng.retrieval import Embedder, embed_dataset
 
@@ -63,3 +68,22 @@ def evaluate_split(
         return evaluate_query_gallery(query, query_labels, gallery, gallery_labels, protocol.ks)
     embeddings, labels = embed_split(model, datasets[split], **options)
     return evaluate_leave_one_out(embeddings, labels, protocol.ks)
+
+
+def load_for_evaluation(path: str | Path) -> tuple[EmbeddingModel, dict[str, Any] | None]:
+    """The embedding network in ``path`` (eval mode, CPU) and the run's config when it is ours.
+
+    Accepts our checkpoints and the authors' released files (full model or metric model only,
+    optionally under ``"state_dict"``/``"model"``, with or without ``module.``), whose
+    backbone and head map onto our networks (see :mod:`gcahng.models.reference`).
+    """
+    path = Path(path).expanduser()
+    payload = read_payload(path)
+    if is_ours(payload):
+        checkpoint = read_checkpoint(path)
+        model = load_embedding_model(checkpoint.model_spec, checkpoint.state_dict, source=str(path))
+        config = payload.get("config")
+        return model, config if isinstance(config, dict) else None
+    state_dict = extract_state_dict(payload, source=str(path))
+    spec = reference_model_spec(state_dict)
+    return load_embedding_model(spec, state_dict, source=f"released checkpoint {path}"), None

@@ -30,8 +30,8 @@ from gcahng.data import FailureLog, ImageDataset
 from gcahng.errors import CheckpointError, ConfigError, GcahngError
 from gcahng.evaluation import RetrievalMetrics
 from gcahng.formats import metrics_log
+from gcahng.formats.checkpoint import atomic_save, load_training_checkpoint, remove_stale_temporaries, training_payload
 from gcahng.formats.metrics_log import METRICS_FILE
-from gcahng.retrieval.checkpoint import CHECKPOINT_FORMAT
 from gcahng.training.build import (
     TrainingParts,
     build_training_parts,
@@ -40,12 +40,6 @@ from gcahng.training.build import (
     resolve_device,
     seed_everything,
     train_loader,
-)
-from gcahng.training.checkpoint import (
-    CHECKPOINT_VERSION,
-    atomic_save,
-    load_training_checkpoint,
-    remove_stale_temporaries,
 )
 from gcahng.training.evaluate import evaluate_split
 from gcahng.training.schedule import apply_warmup
@@ -87,8 +81,8 @@ class Trainer:
         self.progress, self.log = progress, log
         self.device = resolve_device(cfg.device)
         self.datasets: dict[str, ImageDataset] = {}
-        if cfg.amp and self.device.type != "cuda":
-            raise ConfigError(f"--amp (bfloat16 autocast) needs a CUDA device, but the run uses {self.device}")
+        if cfg.amp and self.device.type not in ("cuda", "cpu"):
+            raise ConfigError(f"--amp (bfloat16 autocast) runs on CUDA or the CPU, but the run uses {self.device}")
 
     # ----------------------------------------------------------------- set-up
     def _prepare_run_dir(self) -> None:
@@ -156,23 +150,13 @@ class Trainer:
 
     # ------------------------------------------------------------ checkpoints
     def _payload(self, parts: TrainingParts, epoch: int, best: dict, metrics: dict | None, *, full: bool) -> dict:
-        payload: dict[str, Any] = {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "model_spec": parts.model.spec.to_dict(),
-            "model": parts.model.state_dict(),
-            "generator": parts.generator.state_dict(),
-            "metric_loss": parts.metric_loss.state_dict(),
-            "step": parts.step.state_dict(),
-            "epoch": epoch,
-            "best": dict(best),
-            "config": self.cfg.to_dict(),
-            "metrics": metrics,
-        }
-        if full:
-            payload["optimizers"] = {name: opt.state_dict() for name, opt in parts.optimizers.items()}
-            payload["schedulers"] = parts.schedulers.state_dict()
-        return payload
+        return training_payload(
+            model_spec=parts.model.spec.to_dict(), model=parts.model.state_dict(),
+            generator=parts.generator.state_dict(), metric_loss=parts.metric_loss.state_dict(),
+            step=parts.step.state_dict(), epoch=epoch, best=best, config=self.cfg.to_dict(), metrics=metrics,
+            optimizers={name: opt.state_dict() for name, opt in parts.optimizers.items()} if full else None,
+            schedulers=parts.schedulers.state_dict() if full else None,
+        )
 
     # --------------------------------------------------------------- training
     def _train_epoch(self, parts: TrainingParts, loader, epoch: int, failures: FailureLog) -> dict[str, float]:
@@ -290,7 +274,7 @@ class Trainer:
 
     def _final_test(self, datasets: dict, best: dict) -> RetrievalMetrics:
         """Evaluate ``best.pt`` on the test protocol; write and print the table."""
-        from gcahng.training.checkpoint import load_for_evaluation
+        from gcahng.training.evaluate import load_for_evaluation
 
         model, _ = load_for_evaluation(self.run_dir / BEST)
         metrics = evaluate_split(model, datasets, "test", dataset_name=self.cfg.dataset, device=self.device,

@@ -1,0 +1,211 @@
+"""The checkpoint format: one writer (:func:`atomic_save`) and one reader (:func:`read_payload`,
+with the views :func:`read_checkpoint` for inference and :func:`load_training_checkpoint` for
+resuming), its version, validation and errors.
+
+A checkpoint is a ``torch.save`` dict, read with ``torch.load(..., weights_only=True)``:
+
+- ``format``: ``"gcahng-checkpoint"``; ``version``: :data:`CHECKPOINT_VERSION`;
+- ``model_spec`` (``ModelSpec.to_dict()``) and ``model`` (the embedding network's state dict):
+  all that inference needs;
+- the training state (:data:`TRAINING_KEYS`): ``generator``, ``metric_loss``, ``step``
+  (running means and CACAI's random generator), ``epoch`` (epochs completed), ``best``
+  (selection state), ``config`` (the run's ``TrainConfig`` as a dict), ``metrics`` (the last
+  evaluation or ``None``), and in ``last.pt`` only ``optimizers`` and ``schedulers``.
+
+Writes go to a temporary file of a unique name in the same folder, are flushed and
+fsync'ed, then renamed over the target, so a process killed at any moment leaves the old or
+the new checkpoint, never a torn one.
+
+The fingerprint identifies the *model*, not the file: it hashes the model spec and every
+tensor of the state dict (name, dtype, shape, bytes), so re-saving the same weights keeps
+it. An index records the fingerprint of the model that embedded its gallery.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gcahng.errors import CheckpointError
+
+CHECKPOINT_FORMAT = "gcahng-checkpoint"
+CHECKPOINT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+TRAINING_KEYS = ("generator", "metric_loss", "optimizers", "schedulers", "step", "epoch", "best", "config")
+#: Fault-injection hook for the crash tests: seconds to sleep between writing the temporary
+#: file and renaming it (a process killed then must leave the previous checkpoint intact).
+WRITE_DELAY_ENV = "GCAHNG_CHECKPOINT_WRITE_DELAY"
+TEMP_MARKER = ".tmp-"
+_ZIP_MAGIC, _PICKLE_MAGIC = b"PK", b"\x80"
+
+
+def training_payload(*, model_spec: dict[str, Any], model: dict, generator: dict, metric_loss: dict, step: dict,
+                     epoch: int, best: Mapping[str, Any], config: dict[str, Any], metrics: dict | None,
+                     optimizers: dict | None = None, schedulers: dict | None = None) -> dict[str, Any]:
+    """The dict a run saves: ``last.pt`` with ``optimizers`` and ``schedulers``, ``best.pt`` without."""
+    payload: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model_spec": model_spec, "model": model,
+        "generator": generator, "metric_loss": metric_loss, "step": step, "epoch": epoch, "best": dict(best),
+        "config": config, "metrics": metrics,
+    }
+    if optimizers is not None:
+        payload["optimizers"], payload["schedulers"] = optimizers, schedulers
+    return payload
+
+
+def atomic_save(payload: dict[str, Any], path: str | Path) -> None:
+    """``torch.save(payload)`` to ``path`` through a temporary file, flush, fsync and rename.
+
+    A full disk raises :class:`CheckpointError` ``no space left on device writing PATH``; the
+    previous file at ``path`` stays intact and the temporary file is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        with open(temporary, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        delay = float(os.environ.get(WRITE_DELAY_ENV, "0") or 0)
+        if delay > 0:
+            time.sleep(delay)
+        os.replace(temporary, path)
+    except BaseException as err:
+        temporary.unlink(missing_ok=True)
+        if _is_disk_full(err):
+            raise CheckpointError(f"no space left on device writing {path}") from None
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # make the rename itself durable
+    finally:
+        os.close(directory)
+
+
+def _is_disk_full(err: BaseException) -> bool:
+    """``ENOSPC`` itself, or torch's writer error that wraps it (it reports a failed write)."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(err, RuntimeError) and ("No space left" in str(err) or "file write failed" in str(err))
+
+
+def remove_stale_temporaries(folder: str | Path) -> int:
+    """Delete temporary files a killed writer left in ``folder``; returns how many."""
+    stale = [p for p in Path(folder).glob(f".*{TEMP_MARKER}*") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+def read_payload(path: str | Path, *, mmap: bool = False) -> Any:
+    """What ``torch.load(path, weights_only=True)`` returns, on the CPU; any problem is a
+    :class:`CheckpointError` naming the file (missing, not a regular file, empty, not a
+    PyTorch file, unreadable). ``mmap``: read only the tensors that are used."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a regular file")
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if not head:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    if not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC)):
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint file")
+    try:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError as err:
+            if not mmap or "mmap" not in str(err):
+                raise
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many unrelated types for a bad file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else "truncated or corrupt"
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: {reason}") from err
+
+
+def _check_ours(payload: Any, path: Path) -> dict[str, Any]:
+    """``payload`` as a gcahng checkpoint of a supported version, with its model."""
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} is not a gcahng checkpoint (expected a dict with 'format': '{CHECKPOINT_FORMAT}')"
+        )
+    if payload.get("version") not in SUPPORTED_VERSIONS:
+        raise CheckpointError(f"{path} has checkpoint version {payload.get('version')!r}; "
+                              f"this gcahng reads versions {SUPPORTED_VERSIONS}")
+    spec, state = payload.get("model_spec"), payload.get("model")
+    if not isinstance(spec, dict) or not isinstance(state, Mapping) or not state:
+        raise CheckpointError(f"{path} lacks the embedding model ('model_spec' dict and 'model' state dict)")
+    for name, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{path}: weight 'model.{name}' is a {type(value).__name__}, not a tensor")
+    return payload
+
+
+def is_ours(payload: Any) -> bool:
+    """Whether ``payload`` claims to be a gcahng checkpoint (else: perhaps a released file)."""
+    return isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT
+
+
+def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint with the full training state (``last.pt``), checked for what resuming needs."""
+    path = Path(path).expanduser()
+    payload = _check_ours(read_payload(path), path)
+    missing = [k for k in TRAINING_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(f"{path} cannot resume a run: it lacks {', '.join(missing)}")
+    epoch, best = payload["epoch"], payload["best"]
+    if type(epoch) is not int or epoch < 0:
+        raise CheckpointError(f"{path}: 'epoch' must be a non-negative integer (epochs completed), got {epoch!r}")
+    if not isinstance(best, dict) or not {"score", "epoch"} <= set(best):
+        raise CheckpointError(f"{path}: 'best' must be a mapping with 'score' and 'epoch', got {best!r}")
+    if not isinstance(payload["config"], dict):
+        raise CheckpointError(f"{path}: 'config' must be a mapping, got {type(payload['config']).__name__}")
+    return payload
+
+
+@dataclass(frozen=True)
+class InferenceCheckpoint:
+    """The parts of a checkpoint that inference needs."""
+
+    path: Path
+    model_spec: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    fingerprint: str
+
+
+def checkpoint_fingerprint(model_spec: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -> str:
+    """A 32-hex-digit BLAKE2b digest of ``model_spec`` and the tensors of ``state_dict``.
+
+    Key order does not matter; tensor values, dtypes and shapes do.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps(dict(model_spec), sort_keys=True, default=str).encode())
+    for name in sorted(state_dict):
+        tensor = state_dict[name]
+        if not isinstance(tensor, torch.Tensor):
+            raise CheckpointError(f"state dict entry {name!r} is a {type(tensor).__name__}, not a tensor")
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"\0{name}\0{flat.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(memoryview(flat.view(torch.uint8).numpy()))
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: str | Path) -> InferenceCheckpoint:
+    """The model spec and weights of the gcahng checkpoint at ``path`` (on the CPU, memory-mapped),
+    with its fingerprint; problems raise :class:`CheckpointError` naming the file."""
+    path = Path(path).expanduser()
+    payload = _check_ours(read_payload(path, mmap=True), path)
+    spec, state_dict = payload["model_spec"], dict(payload["model"])
+    return InferenceCheckpoint(path=path.resolve(), model_spec=spec, state_dict=state_dict,
+                               fingerprint=checkpoint_fingerprint(spec, state_dict))

@@ -43,6 +43,7 @@ from gcahng.training.build import (
 )
 from gcahng.training.evaluate import evaluate_split
 from gcahng.training.schedule import apply_warmup
+from gcahng.training.selection import Best, no_best, select
 from gcahng.training.step import NonFiniteLossError
 
 CONFIG_FILE = "config.yaml"
@@ -122,7 +123,7 @@ class Trainer:
         if not path.exists():
             self.log(f"{path} does not exist yet (the run stopped before its first epoch ended); starting over")
             self._truncate_metrics(0)
-            return {"epoch": 0, "best": {"score": None, "epoch": None}}
+            return {"epoch": 0, "best": no_best()}
         state = load_training_checkpoint(path)
         saved = config_from_dict(state["config"], source=str(path))
         ignore = {"device", "workers"}
@@ -207,7 +208,7 @@ class Trainer:
         loader = train_loader(cfg, datasets["train"], self.device)
         seed_everything(cfg.seed)
         parts = build_training_parts(cfg, datasets["train"].num_classes, self.device)
-        state = self._restore(parts) if self.resume else {"epoch": 0, "best": {"score": None, "epoch": None}}
+        state = self._restore(parts) if self.resume else {"epoch": 0, "best": no_best()}
         self._prepare_run_dir()
         self._describe(datasets)
         best = state["best"]
@@ -224,44 +225,48 @@ class Trainer:
             self.log(failures.summary())
         return self._final_test(datasets, best)
 
-    def _run_epoch(self, parts: TrainingParts, loader, epoch: int, best: dict, failures: FailureLog, writer) -> dict:
+    def _run_epoch(self, parts: TrainingParts, loader, epoch: int, best: Best, failures: FailureLog, writer) -> Best:
+        """Train one epoch, evaluate when due, select, log, checkpoint; returns the selection state."""
         cfg = self.cfg
         start = time.perf_counter()
         losses = self._train_epoch(parts, loader, epoch, failures)
         train_time = time.perf_counter() - start
         number = epoch + 1
         record: dict[str, Any] = {"epoch": number, "time_s": round(train_time, 3), "loss": losses,
-                                  "lr": {group.get("name", str(i)): group["lr"]
-                                         for i, group in enumerate(parts.optimizers.embedding.param_groups)}}
-        record["lr"]["gcl"] = parts.optimizers.gcl.param_groups[0]["lr"]
-        metrics = None
-        is_best = False
-        if number % cfg.eval_every == 0 or number == cfg.epochs:
-            metrics = evaluate_split(parts.model, self.datasets, cfg.eval_split, dataset_name=cfg.dataset,
-                                     device=self.device, batch_size=cfg.eval_batch_size,
-                                     workers=loader_workers(cfg, self.device))
+                                  "lr": _learning_rates(parts)}
+        metrics = self._evaluate_if_due(parts, number)
+        if metrics is not None:
             record["eval"] = {"split": cfg.eval_split, **metrics.to_dict()}
-            score = _metric_value(metrics, cfg.selection_metric)
-            if cfg.selection != "last" and (best["score"] is None or score > best["score"]):
-                best = {"score": score, "epoch": number}
-                is_best = True
-        if cfg.selection == "last" and number == cfg.epochs:
-            best = {"score": None, "epoch": number}
-            is_best = True
+        score = None if metrics is None else _metric_value(metrics, cfg.selection_metric)
+        best, is_best = select(best, cfg.selection, number, cfg.epochs, score)
         if is_best:
             atomic_save(self._payload(parts, number, best, record.get("eval"), full=False), self.run_dir / BEST)
         metrics_log.append_record(self.run_dir / METRICS_FILE, record)
-        for name, value in losses.items():
+        self._write_scalars(writer, record)
+        atomic_save(self._payload(parts, number, best, record.get("eval"), full=True), self.run_dir / LAST)
+        self.log(self._summary(record, train_time, is_best))
+        return best
+
+    def _evaluate_if_due(self, parts: TrainingParts, number: int) -> RetrievalMetrics | None:
+        """The evaluation split's metrics every ``eval_every`` epochs and after the last one."""
+        cfg = self.cfg
+        if number % cfg.eval_every and number != cfg.epochs:
+            return None
+        return evaluate_split(parts.model, self.datasets, cfg.eval_split, dataset_name=cfg.dataset,
+                              device=self.device, batch_size=cfg.eval_batch_size,
+                              workers=loader_workers(cfg, self.device))
+
+    def _write_scalars(self, writer, record: dict[str, Any]) -> None:
+        """An epoch's losses, learning rates and evaluation as TensorBoard scalars."""
+        number = record["epoch"]
+        for name, value in record["loss"].items():
             writer.add_scalar(f"loss/{name}", value, number)
         for name, value in record["lr"].items():
             writer.add_scalar(f"lr/{name}", value, number)
         for name, value in record.get("eval", {}).items():
             if isinstance(value, float):
-                writer.add_scalar(f"{cfg.eval_split}/{name}", value, number)
+                writer.add_scalar(f"{self.cfg.eval_split}/{name}", value, number)
         writer.flush()
-        atomic_save(self._payload(parts, number, best, record.get("eval"), full=True), self.run_dir / LAST)
-        self.log(self._summary(record, train_time, is_best))
-        return best
 
     def _summary(self, record: dict, train_time: float, is_best: bool) -> str:
         terms = "  ".join(f"{k} {v:.4f}" for k, v in record["loss"].items() if k != "J_metric")
@@ -286,6 +291,13 @@ class Trainer:
         chosen = {"val": "best on validation", "test": "best on test", "last": "last epoch"}[self.cfg.selection]
         self.log(f"test metrics of {self.run_dir / BEST} (epoch {best['epoch']}, {chosen}):\n{metrics}")
         return metrics
+
+
+def _learning_rates(parts: TrainingParts) -> dict[str, float]:
+    """The embedding optimiser's learning rate per parameter group, and the GCL's."""
+    rates = {group.get("name", str(i)): group["lr"] for i, group in enumerate(parts.optimizers.embedding.param_groups)}
+    rates["gcl"] = parts.optimizers.gcl.param_groups[0]["lr"]
+    return rates
 
 
 def _every(epochs: int) -> str:

@@ -184,7 +184,7 @@ def _spawn(args: list[str], env_extra: dict[str, str] | None = None) -> subproce
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _wait_for(condition, process: subprocess.Popen, timeout: float = 60.0) -> None:
+def _wait_for(condition, process: subprocess.Popen, timeout: float = 300.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert process.poll() is None, process.stderr.read().decode()[-2000:]

@@ -205,7 +205,12 @@ def read_checkpoint(path: str | Path) -> InferenceCheckpoint:
     """The model spec and weights of the gcahng checkpoint at ``path`` (on the CPU, memory-mapped),
     with its fingerprint; problems raise :class:`CheckpointError` naming the file."""
     path = Path(path).expanduser()
-    payload = _check_ours(read_payload(path, mmap=True), path)
+    return inference_view(read_payload(path, mmap=True), path)
+
+
+def inference_view(payload: Any, path: Path) -> InferenceCheckpoint:
+    """The inference parts of a ``payload`` already read from ``path`` (checked as :func:`read_checkpoint` does)."""
+    payload = _check_ours(payload, path)
     spec, state_dict = payload["model_spec"], dict(payload["model"])
     return InferenceCheckpoint(path=path.resolve(), model_spec=spec, state_dict=state_dict,
                                fingerprint=checkpoint_fingerprint(spec, state_dict))

@@ -13,7 +13,7 @@ from torch import nn
 from gcahng.data import ImageDataset
 from gcahng.errors import DataError
 from gcahng.evaluation import PROTOCOLS, Protocol, RetrievalMetrics, evaluate_leave_one_out, evaluate_query_gallery
-from gcahng.formats.checkpoint import is_ours, read_checkpoint, read_payload
+from gcahng.formats.checkpoint import inference_view, is_ours, read_payload
 from gcahng.models import EmbeddingModel, load_embedding_model, reference_model_spec
 from gcahng.models.state_dicts import extract_state_dict
 from gcahng.preprocess import TestPreprocess
@@ -80,7 +80,7 @@ def load_for_evaluation(path: str | Path) -> tuple[EmbeddingModel, dict[str, Any
     path = Path(path).expanduser()
     payload = read_payload(path)
     if is_ours(payload):
-        checkpoint = read_checkpoint(path)
+        checkpoint = inference_view(payload, path)
         model = load_embedding_model(checkpoint.model_spec, checkpoint.state_dict, source=str(path))
         config = payload.get("config")
         return model, config if isinstance(config, dict) else None

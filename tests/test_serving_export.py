@@ -18,6 +18,7 @@ from gcahng.serving.export import TOLERANCE, ExportError, export_onnx
 
 @pytest.mark.parametrize("backbone, image_size", [
     ("tiny_cnn", 32), ("resnet18", 64), ("resnet50", 64), ("googlenet", 64), ("dino_vits16", 32),
+    ("efficientnet_lite0", 64),
 ])
 def test_every_builtin_backbone_exports_and_matches_pytorch(tmp_path, backbone, image_size):
     ckpt = make_checkpoint(tmp_path / "m.pt", backbone, image_size, dim=16)

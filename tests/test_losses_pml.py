@@ -1,4 +1,4 @@
-"""Multi-Similarity and triplet losses from PML, and the adapter that feeds them synthetic negatives."""
+"""Multi-Similarity, triplet and SupCon losses from PML, and the adapter that feeds them synthetic negatives."""
 import dataclasses
 import math
 
@@ -58,7 +58,19 @@ def _slow_triplet(z, ref, pos, neg, margin=0.05):
     return sum(nonzero) / len(nonzero) if nonzero else torch.zeros((), dtype=z.dtype)
 
 
-SLOW = {"multi_similarity": _slow_multi_similarity, "triplet": _slow_triplet}
+def _slow_supcon(z, ref, pos, neg, temperature=0.1):
+    """Mean over positive pairs (i, p) of -log(exp(s_ip / T) / sum over i's positives and negatives k of exp(s_ik / T))."""
+    cos = lambda i, j: F.cosine_similarity(z[i], ref[j], dim=0) / temperature  # noqa: E731
+    terms = []
+    for i in range(len(z)):
+        if not pos[i] or not neg[i]:
+            continue
+        denominator = torch.logsumexp(torch.stack([cos(i, k) for k in pos[i] + neg[i]]), dim=0)
+        terms += [denominator - cos(i, p) for p in pos[i]]
+    return sum(terms) / len(terms)
+
+
+SLOW = {"multi_similarity": _slow_multi_similarity, "triplet": _slow_triplet, "supcon": _slow_supcon}
 
 
 def test_anchor_specific_pairs_match_loop():
@@ -73,7 +85,7 @@ def test_anchor_specific_pairs_match_loop():
     assert len(a2) == M * C * (C - 1)  # each anchor has its C - 1 synthetic negatives, never its own class
 
 
-@pytest.mark.parametrize("name", ["multi_similarity", "triplet"])
+@pytest.mark.parametrize("name", ["multi_similarity", "triplet", "supcon"])
 def test_metric_loss_matches_slow_formula(name):
     z, y = random_batch(C, M, D, seed=4)
     pos, neg = _slow_sets(y.tolist())
@@ -81,7 +93,7 @@ def test_metric_loss_matches_slow_formula(name):
     torch.testing.assert_close(loss(z, y, C, M), SLOW[name](z, z, pos, neg))
 
 
-@pytest.mark.parametrize("name", ["multi_similarity", "triplet"])
+@pytest.mark.parametrize("name", ["multi_similarity", "triplet", "supcon"])
 def test_synthetic_loss_pairs_each_negative_with_its_own_anchor_only(name):
     z, y = random_batch(C, M, D, seed=5)
     neg = _negatives(z, y)
@@ -114,7 +126,7 @@ def test_a_negative_placed_on_another_anchor_is_not_its_hard_negative():
     assert global_pairing.item() > 0.0
 
 
-@pytest.mark.parametrize("name", ["multi_similarity", "triplet", "proxy_anchor"])
+@pytest.mark.parametrize("name", ["multi_similarity", "triplet", "proxy_anchor", "supcon"])
 def test_gradients_reach_embeddings_and_negatives_and_skip_own_class_rows(name):
     z, y = random_batch(C, M, D, seed=6)
     neg = _negatives(z, y)
@@ -160,7 +172,7 @@ def test_bad_shapes_are_named(name):
 
 
 def test_registered_names_and_uniform_construction():
-    for name in ("multi_similarity", "triplet", "proxy_anchor"):
+    for name in ("multi_similarity", "triplet", "proxy_anchor", "supcon"):
         loss = METRIC_LOSSES.get(name)(num_classes=10, embedding_dim=D)
         assert isinstance(loss, SyntheticNegativeAdapter)
-    assert {"npair", "proxy_anchor", "multi_similarity", "triplet"} <= set(METRIC_LOSSES.names())
+    assert {"npair", "proxy_anchor", "multi_similarity", "triplet", "supcon"} <= set(METRIC_LOSSES.names())

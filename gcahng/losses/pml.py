@@ -52,3 +52,23 @@ class TripletMarginLoss(SyntheticNegativeAdapter):
         from pytorch_metric_learning import losses as pml_losses
 
         super().__init__(pml_losses.TripletMarginLoss(margin=margin, triplets_per_anchor="all"))
+
+
+@METRIC_LOSSES.register("supcon")
+class SupConLoss(SyntheticNegativeAdapter):
+    """Supervised contrastive loss (Khosla et al. 2020), PML's ``SupConLoss``: a softmax over the
+    cosine similarities divided by ``temperature`` (0.1, PML's default), for every positive pair
+    against the anchor's negatives; mean over positive pairs. ``num_classes`` and
+    ``embedding_dim`` are accepted and unused.
+    """
+
+    def __init__(
+        self,
+        num_classes: int | None = None,
+        embedding_dim: int | None = None,
+        *,
+        temperature: float = 0.1,
+    ) -> None:
+        from pytorch_metric_learning import losses as pml_losses
+
+        super().__init__(pml_losses.SupConLoss(temperature=temperature))

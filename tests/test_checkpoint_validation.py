@@ -5,13 +5,13 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from release_keys import release_state_dict
 
 from gcahng.cli.main import cli
 from gcahng.config import FIELD_NAMES, TrainConfig
 from gcahng.errors import CheckpointError
 from gcahng.formats.checkpoint import MAX_IMAGE_SIDE, load_training_checkpoint, read_checkpoint
 from gcahng.models.embedding import create_embedding_model
-from tests.release_keys import release_state_dict
 
 
 def _payload(**changes) -> dict:

@@ -28,7 +28,6 @@ it. An index records the fingerprint of the model that embedded its gallery.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import math
@@ -44,6 +43,7 @@ import torch
 
 from gcahng.data.images import MAX_IMAGE_PIXELS
 from gcahng.errors import CheckpointError, InputError
+from gcahng.formats.atomic import is_disk_full
 from gcahng.user_paths import describe, regular_file
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def atomic_save(payload: dict[str, Any], path: str | Path) -> None:
         os.replace(temporary, path)
     except BaseException as err:
         temporary.unlink(missing_ok=True)
-        if _is_disk_full(err):
+        if is_disk_full(err):
             raise CheckpointError(f"no space left on device writing {path}") from None
         raise
     directory = os.open(path.parent, os.O_RDONLY)
@@ -106,13 +106,6 @@ def atomic_save(payload: dict[str, Any], path: str | Path) -> None:
         os.fsync(directory)  # make the rename itself durable
     finally:
         os.close(directory)
-
-
-def _is_disk_full(err: BaseException) -> bool:
-    """``ENOSPC`` itself, or torch's writer error that wraps it (it reports a failed write)."""
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    return isinstance(err, RuntimeError) and ("No space left" in str(err) or "file write failed" in str(err))
 
 
 def remove_stale_temporaries(folder: str | Path) -> int:

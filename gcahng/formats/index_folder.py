@@ -16,18 +16,16 @@ An index folder holds
 - ``skipped.txt`` (written by ``gcahng index`` when images were left out): ``PATH<TAB>reason`` lines;
 - ``.gcahng.lock``: the folder lock its writer held (:mod:`gcahng.locking`).
 
-Every file is written under a unique temporary name (``.index.faiss.XXXXXXXX.tmp``) and renamed
-into place. Anything that does not match the schema is refused as corrupt, naming the file and
-the field. A folder is written only when it is new, empty, or (``force``) an index folder that
-holds nothing but these files: :func:`check_index_output`.
+Every file is written by :func:`gcahng.formats.atomic.write_atomically` (a unique temporary name,
+``.index.faiss.XXXXXXXX.tmp``, renamed into place). Anything that does not match the schema is
+refused as corrupt, naming the file and the field. A folder is written only when it is new,
+empty, or (``force``) an index folder that holds nothing but these files: :func:`check_index_output`.
 """
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +35,7 @@ import faiss
 
 from gcahng import __version__
 from gcahng.errors import CheckpointError, InputError
+from gcahng.formats.atomic import is_temporary_of, write_atomically, write_bytes
 from gcahng.locking import LOCK_FILE
 from gcahng.user_paths import describe, non_regular_reason, regular_file
 
@@ -44,7 +43,6 @@ INDEX_FORMAT = "gcahng-index"
 INDEX_VERSION = 2
 FAISS_FILE, META_FILE, GALLERY_FILE, SKIPPED_FILE = "index.faiss", "index.json", "gallery.json", "skipped.txt"
 INDEX_FILES = (FAISS_FILE, META_FILE, GALLERY_FILE, SKIPPED_FILE, LOCK_FILE)
-_TEMP_SUFFIX = ".tmp"
 RECALL_KEY = "recall@10_vs_exact"
 ModelKind = Literal["checkpoint", "onnx"]
 _FAISS_CLASSES = {"flat": faiss.IndexFlat, "hnsw": faiss.IndexHNSWFlat, "ivf": faiss.IndexIVFFlat}
@@ -155,8 +153,8 @@ def is_index_folder(directory: Path) -> bool:
 
 
 def _is_temporary(name: str) -> bool:
-    """A temporary file of :func:`_write_atomically` (left behind by a killed writer)."""
-    return name.endswith(_TEMP_SUFFIX) and any(name.startswith(f".{file}.") for file in INDEX_FILES)
+    """A temporary file of an index file's write (left behind by a killed writer)."""
+    return any(is_temporary_of(name, file) for file in INDEX_FILES)
 
 
 def check_index_output(directory: str | Path, *, force: bool) -> None:
@@ -348,34 +346,6 @@ def read_index_folder(directory: str | Path) -> IndexContents:
                          meta["index_type"], dict(meta["params"]), meta.get(RECALL_KEY), dict(source))
 
 
-def _write_atomically(target: Path, write: Callable[[str], None]) -> None:
-    """``write(tmp)`` into a uniquely named temporary beside ``target``, then rename it into place.
-
-    A full disk raises :class:`CheckpointError` "no space left on device writing TARGET"; the
-    temporary file is removed on any failure.
-    """
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=_TEMP_SUFFIX)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        no_space = isinstance(err, OSError) and err.errno == errno.ENOSPC
-        if no_space or (isinstance(err, RuntimeError) and "No space left" in str(err)):
-            raise CheckpointError(f"no space left on device writing {target}") from None
-        raise
-
-
-def _write_text(text: str) -> Callable[[str], None]:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-    return write
-
-
 def write_index_folder(directory: str | Path, contents: IndexContents) -> Path:
     """Write ``contents`` into ``directory`` (created if needed); returns the directory."""
     directory = Path(directory).expanduser()
@@ -396,9 +366,9 @@ def write_index_folder(directory: str | Path, contents: IndexContents) -> Path:
         "source": contents.source,
     }
     gallery = {"items": gallery_items(contents.paths, contents.source), "labels": contents.labels}
-    _write_atomically(directory / FAISS_FILE, lambda tmp: faiss.write_index(contents.faiss_index, tmp))
-    _write_atomically(directory / GALLERY_FILE, _write_text(json.dumps(gallery)))
-    _write_atomically(directory / META_FILE, _write_text(json.dumps(meta, indent=1)))
+    write_atomically(directory / FAISS_FILE, lambda tmp: faiss.write_index(contents.faiss_index, tmp))
+    write_atomically(directory / GALLERY_FILE, write_bytes(json.dumps(gallery).encode()))
+    write_atomically(directory / META_FILE, write_bytes(json.dumps(meta, indent=1).encode()))
     return directory
 
 
@@ -409,5 +379,5 @@ def write_skipped(directory: str | Path, skipped: Sequence[tuple[str, str]]) -> 
     if not skipped:
         target.unlink(missing_ok=True)
         return None
-    _write_atomically(target, _write_text("".join(f"{path}\t{reason}\n" for path, reason in skipped)))
+    write_atomically(target, write_bytes("".join(f"{path}\t{reason}\n" for path, reason in skipped).encode()))
     return target

@@ -328,5 +328,7 @@ def preset_names() -> list[str]:
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:
-    """Write ``cfg`` as YAML, every field, in declaration order."""
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    """Write ``cfg`` as YAML, every field, in declaration order (atomically; a full disk is an error naming it)."""
+    from gcahng.formats.atomic import write_atomically, write_bytes
+
+    write_atomically(path, write_bytes(yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode()))

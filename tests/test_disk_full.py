@@ -118,6 +118,28 @@ def test_an_index_write_on_a_full_tmpfs(tmpfs: Path, tmp_path: Path) -> None:
     assert not fresh.exists()  # the folder it created is removed again
 
 
+def test_a_metrics_append_on_a_full_tmpfs(tmpfs: Path) -> None:
+    from gcahng.errors import DiskFullError
+    from gcahng.formats.metrics_log import append_record, read_records
+
+    path = tmpfs / "metrics.jsonl"
+    append_record(path, {"epoch": 1, "loss": {"total": 1.0}})
+    _fill(tmpfs)
+    with pytest.raises(DiskFullError, match=f"^no space left on device writing {path}$"):
+        append_record(path, {"epoch": 2, "loss": {"total": 0.5}, "padding": "x" * 10_000})
+    assert [r["epoch"] for r in read_records(path, drop_torn_tail=True)] == [1]
+
+
+def test_a_run_on_a_full_tmpfs_names_the_file_it_could_not_write(tmpfs: Path) -> None:
+    _fill(tmpfs)
+    run = tmpfs / "run"
+    result = CliRunner().invoke(cli, ["fit", "--device", "cpu", "--workers", "0", "--no-progress", "--epochs", "1",
+                                      "--out", str(run)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"Error: no space left on device writing {run / 'config.yaml'}" in result.output, result.output
+    assert not [name for name in os.listdir(run) if name.endswith(".tmp")]
+
+
 def test_an_index_write_on_a_patched_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ckpt, gallery = _checkpoint(tmp_path / "model.pt"), _gallery(tmp_path / "gallery")
     out = tmp_path / "index"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,8 +39,9 @@ def write_atomically(target: str | Path, write: Callable[[str], None]) -> None:
     target = Path(target)
     tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
-        os.close(fd)
+        name = str(target.with_name(f".{target.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"))
+        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # unique; permissions as umask says
+        tmp = name
         write(tmp)
         os.replace(tmp, target)
     except BaseException as err:

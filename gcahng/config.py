@@ -29,6 +29,7 @@ import yaml
 from gcahng.choices import ClassAugmentation, GeneratorMode, RandomWeighting, Selection, SelectionMetric
 from gcahng.errors import ConfigError
 from gcahng.hyperparameters import GCLConfig, GeneratorConfig, LossWeights, StepConfig
+from gcahng.user_paths import describe, regular_file
 
 PRESETS_DIR = Path(__file__).parent / "configs"
 DEFAULT_DATASET = "digits"
@@ -258,8 +259,9 @@ def read_yaml(path: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[str, A
     """The mapping in the YAML file ``path``, on top of its ``base:`` file if it names one;
     problems raise ``ConfigError`` naming the file."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
+    if not path.exists():
+        raise ConfigError(f"config file {describe(path)!r} does not exist")
+    regular_file(path, "config file", ConfigError)  # a FIFO would block the read
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as err:
@@ -326,5 +328,7 @@ def preset_names() -> list[str]:
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:
-    """Write ``cfg`` as YAML, every field, in declaration order."""
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    """Write ``cfg`` as YAML, every field, in declaration order (atomically; a full disk is an error naming it)."""
+    from gcahng.formats.atomic import write_atomically, write_bytes
+
+    write_atomically(path, write_bytes(yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode()))

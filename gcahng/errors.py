@@ -28,3 +28,7 @@ class CheckpointError(GcahngError):
 
 class OfflineError(GcahngError):
     """Something had to be downloaded but the network is unreachable."""
+
+
+class DiskFullError(GcahngError):
+    """A file could not be written for lack of space; the message names it."""

@@ -53,8 +53,11 @@ def folder_lock(directory: str | Path, *, rank: int = 0) -> Iterator[Path]:
         except OSError:
             pid = _holder(fd)
             raise InputError(f"{directory} is in use by process {pid if pid is not None else '(unknown)'}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:  # a full disk: the PID in the file is for people; the lock itself is held
+            pass
         yield directory
     except BaseException:
         if created and [p.name for p in directory.iterdir()] == [LOCK_FILE]:  # a folder we made, left empty

@@ -9,7 +9,7 @@ SPEC = {"backbone": "tiny_cnn", "embedding_dim": 8, "image_size": 32}
 
 def _state(seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return {"fc.weight": torch.randn(8, 4, generator=gen), "fc.bias": torch.randn(8, generator=gen),
+    return {"fc.1.weight": torch.randn(8, 4, generator=gen), "fc.1.bias": torch.randn(8, generator=gen),
             "bn.num_batches_tracked": torch.tensor(3)}
 
 
@@ -23,11 +23,11 @@ def test_fingerprint_depends_on_weights_and_spec_not_on_order_or_file(tmp_path):
     state = _state()
     reordered = dict(reversed(list(state.items())))
     assert checkpoint_fingerprint(SPEC, state) == checkpoint_fingerprint(SPEC, reordered)
-    changed = {**state, "fc.bias": state["fc.bias"].clone()}
-    changed["fc.bias"][0] += 1e-3
+    changed = {**state, "fc.1.bias": state["fc.1.bias"].clone()}
+    changed["fc.1.bias"][0] += 1e-3
     assert checkpoint_fingerprint(SPEC, changed) != checkpoint_fingerprint(SPEC, state)
     assert checkpoint_fingerprint({**SPEC, "embedding_dim": 9}, state) != checkpoint_fingerprint(SPEC, state)
-    as_double = {**state, "fc.bias": state["fc.bias"].double()}
+    as_double = {**state, "fc.1.bias": state["fc.1.bias"].double()}
     assert checkpoint_fingerprint(SPEC, as_double) != checkpoint_fingerprint(SPEC, state)
     # the same weights saved next to an optimiser state: same model, same fingerprint
     a = read_checkpoint(_save(tmp_path / "a.pt"))

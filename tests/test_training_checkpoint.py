@@ -80,7 +80,7 @@ def test_hostile_checkpoint_files_get_one_clear_error_naming_the_file(tmp_path: 
         "no_model.pt": r"no_model\.pt lacks the embedding model",
         "future.pt": r"future\.pt has checkpoint version 99",
         "truncated.pt": r"cannot read checkpoint .*truncated\.pt: \w+",
-        "fifo.pt": r"fifo\.pt is not a regular file",
+        "fifo.pt": r"fifo\.pt: a FIFO, not a regular file",
     }
     for name, message in cases.items():
         for reader in (read_checkpoint, load_training_checkpoint, load_for_evaluation):

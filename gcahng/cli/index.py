@@ -5,8 +5,6 @@ from pathlib import Path
 
 import click
 
-SKIPPED_FILE = "skipped.txt"
-
 
 @click.command("index")
 @click.argument("checkpoint", required=False, type=click.Path(dir_okay=False, path_type=Path))
@@ -17,7 +15,8 @@ SKIPPED_FILE = "skipped.txt"
               help="Root folder of DATASET (not needed for 'digits').")
 @click.option("--split", default="test", show_default=True, help="Split of DATASET to index.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write the index into.")
+              help="Folder to write the index into: new, empty, or (with --force) an index to replace.")
+@click.option("--force", is_flag=True, help="Replace the index in --out (a folder holding other files is refused).")
 @click.option("--index-type", type=click.Choice(["flat", "hnsw", "ivf"]), default="flat", show_default=True,
               help="flat: exact search; hnsw/ivf: approximate, for galleries of millions.")
 @click.option("--nprobe", type=click.IntRange(min=1),
@@ -36,6 +35,7 @@ def index_command(
     data_root: Path | None,
     split: str,
     out: Path,
+    force: bool,
     index_type: str,
     nprobe: int | None,
     ef_search: int | None,
@@ -47,8 +47,15 @@ def index_command(
     """Embed a gallery (--images DIR, or DATASET --split SPLIT) with CHECKPOINT (or --model M.onnx)
     and index it into --out."""
     from gcahng.errors import InputError
+    from gcahng.formats.index_folder import (
+        check_index_output,
+        remove_leftover_temporaries,
+        resolves_inside,
+        write_skipped,
+    )
+    from gcahng.locking import folder_lock
     from gcahng.retrieval import Index, ModelRecord, embed_dataset, embed_files
-    from gcahng.retrieval.files import folder_labels, list_images
+    from gcahng.retrieval.files import folder_labels, scan_images
     from gcahng.retrieval.gallery import skipped_summary
     from gcahng.retrieval.index import load_model
 
@@ -62,45 +69,50 @@ def index_command(
     if (images is None) == (dataset is None):
         raise InputError("give exactly one gallery: --images DIR, or a DATASET name (with --data-root)")
     params = {key: value for key, value in (("nprobe", nprobe), ("ef_search", ef_search)) if value is not None}
+    check_index_output(out, force=force)  # before anything is read or written
     embedder = load_model(checkpoint, device=device)
-    if images is not None:
-        paths = list_images(images)
-        labels = folder_labels(paths, images)
-        embedded = embed_files(embedder, paths, batch_size=batch_size, workers=workers, desc="indexing")
-        names = [str(p) for p in paths]
-        source = {"images": str(images.expanduser().resolve())}
-    else:
-        from gcahng.data.registry import create_dataset
+    with folder_lock(out):
+        check_index_output(out, force=force)  # again: no other writer can start now
+        remove_leftover_temporaries(out)
+        not_indexed: list[tuple[str, str]] = []
+        if images is not None:
+            scan = scan_images(images)
+            paths = [p for p in scan.paths if resolves_inside(p, images)]
+            not_indexed = scan.not_regular + [(str(p), f"links outside the gallery folder {images}")
+                                              for p in scan.paths if not resolves_inside(p, images)]
+            labels = folder_labels(paths, images)
+            embedded = embed_files(embedder, paths, batch_size=batch_size, workers=workers, desc="indexing")
+            names = [str(p) for p in paths]
+            source = {"images": str(images.expanduser().resolve())}
+        else:
+            from gcahng.data.registry import create_dataset
 
-        data = create_dataset(dataset, data_root, split)
-        embedded = embed_dataset(embedder, data, batch_size=batch_size, workers=workers, desc="indexing")
-        names = list(data.paths)
-        labels = [data.class_names[k] for k in data.labels]
-        source = {"dataset": dataset, "split": split,
-                  "data_root": None if data_root is None else str(data_root.expanduser().resolve())}
-    if embedded.skipped:
-        click.echo(skipped_summary(embedded.skipped), err=True)
-    if not embedded.kept:
-        raise InputError("no gallery image could be read; nothing to index")
-    index = Index.build(
-        embedded.embeddings,
-        [names[i] for i in embedded.kept],
-        None if labels is None else [labels[i] for i in embedded.kept],
-        ModelRecord.of(embedder),
-        index_type=index_type,
-        params=params,
-        source={**source, "skipped": len(embedded.skipped)},
-    )
-    index.save(out)
-    skipped_file = out / SKIPPED_FILE
-    if embedded.skipped:
-        skipped_file.write_text("".join(f"{path}\t{reason}\n" for path, reason in embedded.skipped))
-    else:
-        skipped_file.unlink(missing_ok=True)
+            data = create_dataset(dataset, data_root, split)
+            embedded = embed_dataset(embedder, data, batch_size=batch_size, workers=workers, desc="indexing")
+            names = list(data.paths)
+            labels = [data.class_names[k] for k in data.labels]
+            source = {"dataset": dataset, "split": split,
+                      "data_root": None if data_root is None else str(data_root.expanduser().resolve())}
+        skipped = not_indexed + embedded.skipped
+        if skipped:
+            click.echo(skipped_summary(skipped), err=True)
+        if not embedded.kept:
+            raise InputError("no gallery image could be read; nothing to index")
+        index = Index.build(
+            embedded.embeddings,
+            [names[i] for i in embedded.kept],
+            None if labels is None else [labels[i] for i in embedded.kept],
+            ModelRecord.of(embedder),
+            index_type=index_type,
+            params=params,
+            source={**source, "skipped": len(skipped)},
+        )
+        index.save(out)
+        skipped_file = write_skipped(out, skipped)
     classes = "" if index.labels is None else f", {len(set(index.labels))} classes"
     click.echo(f"indexed {len(index)} images{classes} ({index.dim}-d, {index_type}) into {out}")
-    if embedded.skipped:
-        click.echo(f"skipped {len(embedded.skipped)} unreadable image(s), listed in {skipped_file}")
+    if skipped:
+        click.echo(f"skipped {len(skipped)} unreadable image(s), listed in {skipped_file}")
     if index.recall is not None:
         click.echo(f"recall@10 against exact search: {index.recall:.4f} "
                    f"(on {min(1000, len(index))} gallery images as queries; params {index.params})")

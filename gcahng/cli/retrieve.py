@@ -15,7 +15,8 @@ import click
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Results per query.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("--show", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also draw the queries and their results into this PNG.")
+              help="Also draw the queries and their results into this PNG (a new file, or one an earlier --show "
+                   "wrote; never a query or gallery image).")
 @click.option("--thumb-size", type=click.IntRange(min=16), default=160, show_default=True,
               help="Thumbnail side in --show, pixels.")
 @click.option("--model", "--checkpoint", "model", type=click.Path(dir_okay=False, path_type=Path),
@@ -38,6 +39,10 @@ def retrieve_command(
 
     index = Index.load(index_dir)
     query_paths = [path.resolve() for path in expand_queries(queries)]
+    if show is not None:
+        from gcahng.retrieval.show import check_show_target
+
+        check_show_target(show, query_paths, index.paths)  # before the model is even loaded
     embedder = index.load_embedder(model, device=device)
     results = index.search(embedder.embed(query_paths), k)
     query_labels = [index.label_of(path) for path in query_paths]
@@ -64,14 +69,16 @@ def retrieve_command(
                 label = f"  [{hit['label']}]" if hit["label"] is not None else ""
                 click.echo(f"{hit['rank']:>4}  {hit['score']:.4f}  {hit['path']}{label}")
     if show is not None:
-        from gcahng.viz.grid import query_tile, result_tile, save_grid
+        from gcahng.retrieval.show import write_show
+        from gcahng.viz.grid import draw_grid, query_tile, result_tile
 
         rows = [
             [query_tile(entry["query"], entry["label"])]
             + [result_tile(hit["path"], hit["score"], hit["label"], entry["label"]) for hit in entry["results"]]
             for entry in report
         ]
-        unreadable = save_grid(rows, show, thumb_size)
+        canvas, unreadable = draw_grid(rows, thumb_size)
+        write_show(canvas, show)
         if unreadable:
             click.echo(f"warning: {len(unreadable)} gallery image(s) could not be drawn, e.g. {unreadable[0]}",
                        err=True)

@@ -16,26 +16,38 @@ Writes go to a temporary file of a unique name in the same folder, are flushed a
 fsync'ed, then renamed over the target, so a process killed at any moment leaves the old or
 the new checkpoint, never a torn one.
 
+Reading checks, before anything is built from it: the model spec (a valid ``ModelSpec``
+whose ``embedding_dim`` is the row count of the head weight ``model.fc.1.weight``, and whose
+image sizes are within the largest image the loaders read), every weight a finite tensor, and,
+where a reader needs it, the ``config`` (every ``TrainConfig`` key, each valid). An authors'
+released file is read by the same :func:`read_payload` and checked by :func:`released_view`.
+
 The fingerprint identifies the *model*, not the file: it hashes the model spec and every
 tensor of the state dict (name, dtype, shape, bytes), so re-saving the same weights keeps
 it. An index records the fingerprint of the model that embedded its gallery.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
+import math
 import os
 import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gcahng.errors import CheckpointError
+from gcahng.data.images import MAX_IMAGE_PIXELS
+from gcahng.errors import CheckpointError, InputError
+from gcahng.formats.atomic import is_disk_full
+from gcahng.user_paths import describe, regular_file
+
+if TYPE_CHECKING:
+    from gcahng.models.spec import ModelSpec
 
 CHECKPOINT_FORMAT = "gcahng-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -46,6 +58,10 @@ TRAINING_KEYS = ("generator", "metric_loss", "optimizers", "schedulers", "step",
 WRITE_DELAY_ENV = "GCAHNG_CHECKPOINT_WRITE_DELAY"
 TEMP_MARKER = ".tmp-"
 _ZIP_MAGIC, _PICKLE_MAGIC = b"PK", b"\x80"
+HEAD_WEIGHT = "fc.1.weight"
+"""The embedding head's Linear weight (D, F) in ``model`` (``EmbeddingModel.fc`` is BatchNorm1d -> Linear)."""
+MAX_IMAGE_SIDE = math.isqrt(MAX_IMAGE_PIXELS)
+"""Largest ``image_size`` / ``resize_size`` a checkpoint may ask for: the side of the largest image loaded."""
 
 
 def training_payload(*, model_spec: dict[str, Any], model: dict, generator: dict, metric_loss: dict, step: dict,
@@ -82,7 +98,7 @@ def atomic_save(payload: dict[str, Any], path: str | Path) -> None:
         os.replace(temporary, path)
     except BaseException as err:
         temporary.unlink(missing_ok=True)
-        if _is_disk_full(err):
+        if is_disk_full(err):
             raise CheckpointError(f"no space left on device writing {path}") from None
         raise
     directory = os.open(path.parent, os.O_RDONLY)
@@ -90,13 +106,6 @@ def atomic_save(payload: dict[str, Any], path: str | Path) -> None:
         os.fsync(directory)  # make the rename itself durable
     finally:
         os.close(directory)
-
-
-def _is_disk_full(err: BaseException) -> bool:
-    """``ENOSPC`` itself, or torch's writer error that wraps it (it reports a failed write)."""
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    return isinstance(err, RuntimeError) and ("No space left" in str(err) or "file write failed" in str(err))
 
 
 def remove_stale_temporaries(folder: str | Path) -> int:
@@ -113,15 +122,18 @@ def read_payload(path: str | Path, *, mmap: bool = False) -> Any:
     PyTorch file, unreadable). ``mmap``: read only the tensors that are used."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} is not a regular file")
-    with open(path, "rb") as handle:
-        head = handle.read(2)
+        raise CheckpointError(f"checkpoint not found: {describe(path)}")
+    regular_file(path, "checkpoint", CheckpointError)  # a FIFO would block open()
+    shown = describe(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+    except OSError as err:
+        raise CheckpointError(f"cannot read checkpoint {shown}: {err.strerror}") from None
     if not head:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+        raise CheckpointError(f"checkpoint {shown} is empty (0 bytes)")
     if not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC)):
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint file")
+        raise CheckpointError(f"{shown} is not a PyTorch checkpoint file")
     try:
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
@@ -131,7 +143,7 @@ def read_payload(path: str | Path, *, mmap: bool = False) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many unrelated types for a bad file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else "truncated or corrupt"
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: {reason}") from err
+        raise CheckpointError(f"cannot read checkpoint {shown}: {type(err).__name__}: {reason}") from err
 
 
 def _check_ours(payload: Any, path: Path) -> dict[str, Any]:
@@ -152,6 +164,42 @@ def _check_ours(payload: Any, path: Path) -> dict[str, Any]:
     return payload
 
 
+def _check_model(payload: dict[str, Any], path: Path) -> None:
+    """The model spec fits the weights and every weight is finite (after :func:`_check_ours`)."""
+    _check_spec(payload["model_spec"], payload["model"], path)
+    _check_finite(payload["model"], path, "model.")
+
+
+def _check_spec(spec: dict[str, Any], state: Mapping[str, torch.Tensor], path: Path) -> None:
+    """``spec`` is a valid ``ModelSpec`` whose sizes fit the weights, so building it allocates no more
+    than the file holds."""
+    from gcahng.models.spec import ModelSpec
+
+    try:
+        parsed = ModelSpec.from_dict(spec)
+    except (InputError, TypeError) as err:
+        raise CheckpointError(f"{path}: model_spec: {err}") from None
+    for name in ("image_size", "resize_size"):
+        size = getattr(parsed, name)
+        if size is not None and size > MAX_IMAGE_SIDE:
+            raise CheckpointError(f"{path}: model_spec.{name} is {size}, more than the {MAX_IMAGE_SIDE} pixels of "
+                                  "the largest image the loaders read")
+    head = state.get(HEAD_WEIGHT)
+    if head is None or head.ndim != 2:
+        raise CheckpointError(f"{path} lacks the embedding head's weight 'model.{HEAD_WEIGHT}' (a (D, F) matrix)")
+    if head.shape[0] != parsed.embedding_dim:
+        raise CheckpointError(f"{path}: model_spec.embedding_dim is {parsed.embedding_dim} but the head weight "
+                              f"'model.{HEAD_WEIGHT}' has {head.shape[0]} rows")
+
+
+def _check_finite(state: Mapping[str, torch.Tensor], path: Path, prefix: str) -> None:
+    """Every floating-point tensor of ``state`` is finite (a NaN weight makes every embedding NaN)."""
+    for name, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{path}: weight '{prefix}{name}' holds NaN or infinite values; the model is "
+                                  "broken (did its training diverge?)")
+
+
 def is_ours(payload: Any) -> bool:
     """Whether ``payload`` claims to be a gcahng checkpoint (else: perhaps a released file)."""
     return isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT
@@ -169,9 +217,46 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: 'epoch' must be a non-negative integer (epochs completed), got {epoch!r}")
     if not isinstance(best, dict) or not {"score", "epoch"} <= set(best):
         raise CheckpointError(f"{path}: 'best' must be a mapping with 'score' and 'epoch', got {best!r}")
-    if not isinstance(payload["config"], dict):
-        raise CheckpointError(f"{path}: 'config' must be a mapping, got {type(payload['config']).__name__}")
+    saved_config(payload, path)
+    _check_model(payload, path)
     return payload
+
+
+def saved_config(payload: Mapping[str, Any], path: Path) -> dict[str, Any] | None:
+    """The run's ``config`` in a gcahng checkpoint ``payload`` read from ``path``, or None when it has none.
+
+    A run saves every ``TrainConfig`` key; a missing key or an invalid value is an error naming the file.
+    """
+    from gcahng.config import FIELD_NAMES, config_from_dict
+
+    config = payload.get("config")
+    if config is None:
+        return None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: 'config' must be a mapping, got {type(config).__name__}")
+    missing = [key for key in FIELD_NAMES if key not in config]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise CheckpointError(f"{path}: 'config' lacks key(s) {', '.join(missing[:3])}{more}; it is not the "
+                              "config of a gcahng run")
+    config_from_dict(config, source=f"{path}: 'config'")
+    return config
+
+
+def released_view(payload: Any, path: Path) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
+    """The ``ModelSpec`` and state dict of an authors' released file (full or metric model) already read
+    from ``path``: a state dict of tensors with a head and a registered backbone, every weight finite;
+    problems raise :class:`CheckpointError` naming the file."""
+    from gcahng.models.reference import reference_model_spec
+    from gcahng.models.state_dicts import extract_state_dict
+
+    state_dict = extract_state_dict(payload, source=str(path))
+    try:
+        spec = reference_model_spec(state_dict)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    _check_finite(state_dict, path, "")
+    return spec, state_dict
 
 
 @dataclass(frozen=True)
@@ -211,6 +296,7 @@ def read_checkpoint(path: str | Path) -> InferenceCheckpoint:
 def inference_view(payload: Any, path: Path) -> InferenceCheckpoint:
     """The inference parts of a ``payload`` already read from ``path`` (checked as :func:`read_checkpoint` does)."""
     payload = _check_ours(payload, path)
+    _check_model(payload, path)
     spec, state_dict = payload["model_spec"], dict(payload["model"])
     return InferenceCheckpoint(path=path.resolve(), model_spec=spec, state_dict=state_dict,
                                fingerprint=checkpoint_fingerprint(spec, state_dict))

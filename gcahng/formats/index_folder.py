@@ -12,19 +12,20 @@ An index folder holds
 - ``gallery.json``: ``items`` (one string per vector) and ``labels`` (strings or null). For a
   folder gallery an item is a path relative to ROOT that must resolve (links followed) to a
   regular file inside ROOT; for a dataset it is the item id the dataset's loader gives (its
-  path relative to ``data_root``, or ``digits/0005`` for in-memory sets).
+  path relative to ``data_root``, or ``digits/0005`` for in-memory sets);
+- ``skipped.txt`` (written by ``gcahng index`` when images were left out): ``PATH<TAB>reason`` lines;
+- ``.gcahng.lock``: the folder lock its writer held (:mod:`gcahng.locking`).
 
-Every file is written under a unique temporary name and renamed into place. Anything that
-does not match the schema is refused as corrupt, naming the file and the field.
+Every file is written by :func:`gcahng.formats.atomic.write_atomically` (a unique temporary name,
+``.index.faiss.XXXXXXXX.tmp``, renamed into place). Anything that does not match the schema is
+refused as corrupt, naming the file and the field. A folder is written only when it is new,
+empty, or (``force``) an index folder that holds nothing but these files: :func:`check_index_output`.
 """
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
-import stat
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,11 +35,14 @@ import faiss
 
 from gcahng import __version__
 from gcahng.errors import CheckpointError, InputError
-from gcahng.user_paths import regular_file
+from gcahng.formats.atomic import is_temporary_of, write_atomically, write_bytes
+from gcahng.locking import LOCK_FILE
+from gcahng.user_paths import describe, non_regular_reason, regular_file
 
 INDEX_FORMAT = "gcahng-index"
 INDEX_VERSION = 2
-FAISS_FILE, META_FILE, GALLERY_FILE = "index.faiss", "index.json", "gallery.json"
+FAISS_FILE, META_FILE, GALLERY_FILE, SKIPPED_FILE = "index.faiss", "index.json", "gallery.json", "skipped.txt"
+INDEX_FILES = (FAISS_FILE, META_FILE, GALLERY_FILE, SKIPPED_FILE, LOCK_FILE)
 RECALL_KEY = "recall@10_vs_exact"
 ModelKind = Literal["checkpoint", "onnx"]
 _FAISS_CLASSES = {"flat": faiss.IndexFlat, "hnsw": faiss.IndexHNSWFlat, "ivf": faiss.IndexIVFFlat}
@@ -137,12 +141,55 @@ def _refuse_constant(name: str) -> Any:
 
 
 def is_index_folder(directory: Path) -> bool:
-    """True when ``directory/index.json`` declares a gcahng index (of any version)."""
+    """True when ``directory/index.json`` is a regular file that declares a gcahng index (of any version)."""
+    meta_file = directory / META_FILE
+    if non_regular_reason(meta_file) is not None:  # a FIFO would block the read
+        return False
     try:
-        meta = json.loads((directory / META_FILE).read_text())
+        meta = json.loads(meta_file.read_bytes().decode("utf-8"))
     except (OSError, ValueError):
         return False
     return isinstance(meta, dict) and meta.get("format") == INDEX_FORMAT
+
+
+def _is_temporary(name: str) -> bool:
+    """A temporary file of an index file's write (left behind by a killed writer)."""
+    return any(is_temporary_of(name, file) for file in INDEX_FILES)
+
+
+def check_index_output(directory: str | Path, *, force: bool) -> None:
+    """Raise :class:`InputError` unless an index may be written into ``directory``: it does not exist,
+    holds nothing but a lock and leftover temporaries, or, with ``force``, is an index folder
+    holding only the files of an index (so no file of the user's is ever replaced or deleted)."""
+    directory = Path(directory).expanduser()
+    if not os.path.lexists(directory):
+        return
+    if not directory.is_dir():
+        raise InputError(f"--out {describe(directory)} exists and is not a folder")
+    names = sorted(p.name for p in directory.iterdir())
+    foreign = [n for n in names if n not in INDEX_FILES and not _is_temporary(n)]
+    files = [n for n in names if n in INDEX_FILES and n != LOCK_FILE]
+    if not foreign and not files:
+        return
+    listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    if not is_index_folder(directory):
+        held = listed or ", ".join(files)
+        raise InputError(f"--out {describe(directory)} exists and is not a gcahng index (it holds {held}); "
+                         "give a new or empty folder")
+    if foreign:
+        raise InputError(f"--out {describe(directory)} holds an index and files that are not part of one "
+                         f"({listed}); refusing to replace it: give a new or empty folder")
+    if not force:
+        raise InputError(f"--out {describe(directory)} already holds an index; pass --force to replace it")
+
+
+def remove_leftover_temporaries(directory: str | Path) -> int:
+    """Delete the temporary files killed writers left in the index folder ``directory`` (call it while
+    holding the folder's lock); returns how many."""
+    leftovers = [p for p in Path(directory).iterdir() if _is_temporary(p.name) and p.is_file()]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return len(leftovers)
 
 
 def _check_meta(meta: Any, corrupt: _Corrupt, directory: Path) -> None:
@@ -207,17 +254,20 @@ def _resolve_folder_items(root: str, items: list[str], corrupt: _Corrupt) -> lis
     paths = []
     for number, item in enumerate(items):
         path = os.path.join(root, item)
-        if os.path.isabs(item) or os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
+        if os.path.isabs(item) or not resolves_inside(path, real_root):
             raise corrupt(f"items[{number}]", f"{item!r} resolves to {os.path.realpath(path)}, outside the "
                                               f"gallery folder {root}")
-        try:
-            mode = os.stat(path).st_mode
-        except OSError as err:
-            raise corrupt(f"items[{number}]", f"{path}: {err.strerror}") from None
-        if not stat.S_ISREG(mode):
-            raise corrupt(f"items[{number}]", f"{path} is not a regular file")
+        reason = non_regular_reason(path)
+        if reason is not None:
+            raise corrupt(f"items[{number}]", f"{describe(path)}: {reason}")
         paths.append(path)
     return paths
+
+
+def resolves_inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
+    """Whether ``path`` (links followed) is inside the folder ``root``: the only images an index reads."""
+    real_root = os.path.realpath(root)
+    return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
 
 
 def _resolve_dataset_items(source: dict, items: list[str], corrupt: _Corrupt) -> list[str]:
@@ -296,34 +346,6 @@ def read_index_folder(directory: str | Path) -> IndexContents:
                          meta["index_type"], dict(meta["params"]), meta.get(RECALL_KEY), dict(source))
 
 
-def _write_atomically(target: Path, write: Callable[[str], None]) -> None:
-    """``write(tmp)`` into a uniquely named temporary beside ``target``, then rename it into place.
-
-    A full disk raises :class:`CheckpointError` "no space left on device writing TARGET"; the
-    temporary file is removed on any failure.
-    """
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        no_space = isinstance(err, OSError) and err.errno == errno.ENOSPC
-        if no_space or (isinstance(err, RuntimeError) and "No space left" in str(err)):
-            raise CheckpointError(f"no space left on device writing {target}") from None
-        raise
-
-
-def _write_text(text: str) -> Callable[[str], None]:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-    return write
-
-
 def write_index_folder(directory: str | Path, contents: IndexContents) -> Path:
     """Write ``contents`` into ``directory`` (created if needed); returns the directory."""
     directory = Path(directory).expanduser()
@@ -344,7 +366,18 @@ def write_index_folder(directory: str | Path, contents: IndexContents) -> Path:
         "source": contents.source,
     }
     gallery = {"items": gallery_items(contents.paths, contents.source), "labels": contents.labels}
-    _write_atomically(directory / FAISS_FILE, lambda tmp: faiss.write_index(contents.faiss_index, tmp))
-    _write_atomically(directory / GALLERY_FILE, _write_text(json.dumps(gallery)))
-    _write_atomically(directory / META_FILE, _write_text(json.dumps(meta, indent=1)))
+    write_atomically(directory / FAISS_FILE, lambda tmp: faiss.write_index(contents.faiss_index, tmp))
+    write_atomically(directory / GALLERY_FILE, write_bytes(json.dumps(gallery).encode()))
+    write_atomically(directory / META_FILE, write_bytes(json.dumps(meta, indent=1).encode()))
     return directory
+
+
+def write_skipped(directory: str | Path, skipped: Sequence[tuple[str, str]]) -> Path | None:
+    """``skipped.txt`` of an index folder: one ``PATH<TAB>reason`` line per image left out, or no
+    file when none was; returns the file written, if any."""
+    target = Path(directory).expanduser() / SKIPPED_FILE
+    if not skipped:
+        target.unlink(missing_ok=True)
+        return None
+    write_atomically(target, write_bytes("".join(f"{path}\t{reason}\n" for path, reason in skipped).encode()))
+    return target

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-from gcahng.errors import DataError
+from gcahng.errors import DataError, DiskFullError
+from gcahng.formats.atomic import is_disk_full, write_atomically, write_bytes
 
 METRICS_FILE = "metrics.jsonl"
 logger = logging.getLogger(__name__)
@@ -21,8 +21,13 @@ logger = logging.getLogger(__name__)
 
 def append_record(path: str | Path, record: dict[str, Any]) -> None:
     """Append ``record`` (a dict with an integer ``epoch``) as one line of ``path``."""
-    with open(path, "a") as handle:
-        handle.write(json.dumps(record) + "\n")
+    try:
+        with open(path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+    except OSError as err:  # a torn line left behind is dropped on resume
+        if is_disk_full(err):
+            raise DiskFullError(f"no space left on device writing {path}") from None
+        raise
 
 
 def _check(record: Any, path: Path, line_no: int) -> dict[str, Any]:
@@ -67,9 +72,4 @@ def truncate(path: str | Path, epochs_done: int) -> None:
     if not path.exists():
         return
     kept = [r for r in read_records(path, drop_torn_tail=True) if r["epoch"] <= epochs_done]
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
-    try:
-        temporary.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_atomically(path, write_bytes("".join(json.dumps(r) + "\n" for r in kept).encode()))

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gcahng.data.images import load_rgb
 from gcahng.errors import CheckpointError, InputError
 from gcahng.formats.checkpoint import read_checkpoint
 from gcahng.preprocess import TestPreprocess
+from gcahng.retrieval.files import read_image
 
 if TYPE_CHECKING:
     from gcahng.models.embedding import EmbeddingModel
@@ -101,7 +101,7 @@ class Embedder:
         if isinstance(image, Image.Image):
             return torch.from_numpy(self.transform(image.convert("RGB")))
         if isinstance(image, (str, Path)):
-            return torch.from_numpy(self.transform(load_rgb(image)))
+            return torch.from_numpy(self.transform(read_image(image)))
         raise InputError(f"expected an image path or a PIL image, got {type(image).__name__}")
 
     @torch.inference_mode()

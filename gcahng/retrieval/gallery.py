@@ -12,9 +12,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from gcahng.data.images import load_rgb
 from gcahng.errors import DataError, InputError
 from gcahng.retrieval.embedder import Embedder
+from gcahng.retrieval.files import read_image
 
 if TYPE_CHECKING:
     from gcahng.data.dataset import ImageDataset
@@ -37,7 +37,7 @@ class _PathImages:
         self.paths = paths
 
     def __call__(self, i: int) -> Image.Image:
-        return load_rgb(self.paths[i])
+        return read_image(self.paths[i])
 
 
 class _DatasetImages:

@@ -13,9 +13,8 @@ from torch import nn
 from gcahng.data import ImageDataset
 from gcahng.errors import DataError
 from gcahng.evaluation import PROTOCOLS, Protocol, RetrievalMetrics, evaluate_leave_one_out, evaluate_query_gallery
-from gcahng.formats.checkpoint import inference_view, is_ours, read_payload
-from gcahng.models import EmbeddingModel, load_embedding_model, reference_model_spec
-from gcahng.models.state_dicts import extract_state_dict
+from gcahng.formats.checkpoint import inference_view, is_ours, read_payload, released_view, saved_config
+from gcahng.models import EmbeddingModel, load_embedding_model
 from gcahng.preprocess import TestPreprocess
 from gcahng.retrieval import Embedder, embed_dataset
 
@@ -82,8 +81,6 @@ def load_for_evaluation(path: str | Path) -> tuple[EmbeddingModel, dict[str, Any
     if is_ours(payload):
         checkpoint = inference_view(payload, path)
         model = load_embedding_model(checkpoint.model_spec, checkpoint.state_dict, source=str(path))
-        config = payload.get("config")
-        return model, config if isinstance(config, dict) else None
-    state_dict = extract_state_dict(payload, source=str(path))
-    spec = reference_model_spec(state_dict)
+        return model, saved_config(payload, path)
+    spec, state_dict = released_view(payload, path)
     return load_embedding_model(spec, state_dict, source=f"released checkpoint {path}"), None

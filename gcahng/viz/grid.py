@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
@@ -100,11 +99,3 @@ def draw_grid(rows: Sequence[Sequence[Tile]], thumb_size: int = 160) -> tuple[Im
                           fill=TEXT, font=font)
     return canvas, unreadable
 
-
-def save_grid(rows: Sequence[Sequence[Tile]], out: str | Path, thumb_size: int = 160) -> list[str]:
-    """Draw ``rows`` (see :func:`draw_grid`) into the PNG ``out``; returns the unreadable paths."""
-    out = Path(out).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    canvas, unreadable = draw_grid(rows, thumb_size)
-    canvas.save(out, format="PNG")
-    return unreadable

@@ -1,0 +1,62 @@
+"""Writing a file so that readers see the old or the new content, never a torn one.
+
+The content goes to a uniquely named temporary beside the target (``.NAME.XXXXXXXX.tmp``), is
+flushed and fsync'ed, then renamed over the target (a symbolic link at the target is replaced,
+never written through). A full disk is one clear error naming the target; the temporary file
+is removed on any failure.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+from gcahng.errors import DiskFullError
+
+TEMP_SUFFIX = ".tmp"
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """``ENOSPC``/``EDQUOT`` itself, or a library's writer error that wraps it (torch, faiss)."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(err, RuntimeError) and ("No space left" in str(err) or "file write failed" in str(err))
+
+
+def is_temporary_of(name: str, target_name: str) -> bool:
+    """Whether the file ``name`` is a temporary of :func:`write_atomically` for ``target_name``."""
+    return name.startswith(f".{target_name}.") and name.endswith(TEMP_SUFFIX)
+
+
+def write_atomically(target: str | Path, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` into a uniquely named temporary beside ``target``, then rename it into place.
+
+    ``write`` must flush what it wrote (see :func:`write_bytes`). A full disk raises
+    :class:`DiskFullError` "no space left on device writing TARGET".
+    """
+    target = Path(target)
+    tmp: str | None = None
+    try:
+        name = str(target.with_name(f".{target.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"))
+        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # unique; permissions as umask says
+        tmp = name
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(err):
+            raise DiskFullError(f"no space left on device writing {target}") from None
+        raise
+
+
+def write_bytes(data: bytes) -> Callable[[str], None]:
+    """A ``write`` for :func:`write_atomically` that stores ``data``, flushed and fsync'ed."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return write

@@ -22,6 +22,8 @@ from PIL import Image
 from release_keys import release_state_dict
 from world import World, checkpoint_payload, png_bytes, read_json, write_json
 
+from gcahng.locking import LOCK_FILE
+
 CASES: list[Case] = []
 
 
@@ -148,7 +150,9 @@ def _(inputs, world):
 def _resume_refused(field: str, value: object):
     def setup(inputs, world):
         run = _run_copy(inputs, world, lambda p: p.update({field: value}) if value is not None else p.pop(field))
-        return _fit("--resume", run, expect=[str(run / "checkpoints" / "last.pt"), f"'{field}'"])
+        # the lock file is the one write allowed before the checkpoint is validated
+        return _fit("--resume", run, expect=[str(run / "checkpoints" / "last.pt"), field],
+                    writes=[run / LOCK_FILE])
 
     return setup
 
@@ -177,7 +181,7 @@ def _(inputs, world):
     run = _run_copy(inputs, world)
     metrics = run / "metrics.jsonl"
     metrics.write_text("garbage}\n" + metrics.read_text())
-    return _fit("--resume", run, expect=[f"{metrics}, line 1"])
+    return _fit("--resume", run, expect=[f"{metrics}, line 1"], writes=[run / LOCK_FILE])
 
 
 @case("metrics-record-without-epoch", "1", "metrics.jsonl record without 'epoch'", "Error naming file, line, 'epoch'",
@@ -186,7 +190,7 @@ def _(inputs, world):
     run = _run_copy(inputs, world)
     metrics = run / "metrics.jsonl"
     metrics.write_text('{"loss": {}}\n' + metrics.read_text())
-    return _fit("--resume", run, expect=[f"{metrics}, line 1", "'epoch'"])
+    return _fit("--resume", run, expect=[f"{metrics}, line 1", "'epoch'"], writes=[run / LOCK_FILE])
 
 
 # ------------------------------------------------------------------------- item 1: index sidecars

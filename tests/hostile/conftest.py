@@ -34,17 +34,18 @@ def hostile_outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
     world = build_world(tmp_path_factory.mktemp("world"))
     root = tmp_path_factory.mktemp("cases")
     cases = [c for c in CASES if c.id in selected]
-    with ThreadPoolExecutor(max_workers=max(1, request.config.getoption("--hostile-jobs"))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, request.config.getoption("--hostile-jobs", default=2))) as pool:
         for outcome in pool.map(lambda c: run_case(c, root / c.id, world), cases):
             OUTCOMES[outcome.case.id] = outcome
     return OUTCOMES
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    path = config.getoption("--reliability-report")
+    # the options exist when tests/hostile is named on the command line (an initial conftest)
+    path = config.getoption("--reliability-report", default=None)
     if path and OUTCOMES:
         reports = [r for key in ("passed", "failed", "error") for r in terminalreporter.stats.get(key, [])
                    if getattr(r, "when", "call") == "call"]
         write_report(Path(path), [OUTCOMES[c.id] for c in CASES if c.id in OUTCOMES], reports,
-                     jobs=config.getoption("--hostile-jobs"))
+                     jobs=config.getoption("--hostile-jobs", default=2))
         terminalreporter.write_line(f"reliability report written to {path}")

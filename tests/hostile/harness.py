@@ -66,18 +66,23 @@ class Outcome:
     checkout_changed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     root: Path = Path()
+    expect: Sequence[str] = ()
 
     @property
     def passed(self) -> bool:
         return not self.problems
 
+    def shorten(self, text: str) -> str:
+        """``text`` with the case folder written ``CASE`` and pytest's temporary folder ``TMP``."""
+        return text.replace(str(self.root), "CASE").replace(str(self.root.parents[1]), "TMP")
+
     def summary(self) -> str:
-        """The output line that shows what the command said (an ``Error:`` line when there is one)."""
+        """The output line that shows what the command said: the first line holding an expected
+        text, else the ``Error:`` line, else the last line."""
         lines = [line.strip() for line in self.output.splitlines() if line.strip()]
-        chosen = next((line for line in lines if line.startswith("Error:")), None)
-        if chosen is None:
-            chosen = next((line for line in lines if "warning" in line.lower() or "left out" in line), None)
-        return (chosen or (lines[-1] if lines else "")).replace(str(self.root), "CASE")[:160]
+        chosen = next((line for line in lines if any(text in line for text in self.expect)), None)
+        chosen = chosen or next((line for line in lines if line.startswith("Error:")), None)
+        return self.shorten(chosen or (lines[-1] if lines else ""))[:180]
 
 
 def file_hashes(root: Path, skip: Sequence[Path] = ()) -> dict[str, str]:
@@ -142,7 +147,7 @@ def run_case(case: Case, case_dir: Path, world: Any) -> Outcome:
         outcome.problems.append(f"setup failed: {type(err).__name__}: {err}")
         return outcome
     argv = [sys.executable, "-m", "gcahng", *map(str, command.args)]
-    outcome.command = argv
+    outcome.command, outcome.expect = argv, command.expect
     before = file_hashes(case_dir, command.writes)
     checkout_before = checkout_hashes()
     start = time.perf_counter()

@@ -28,7 +28,7 @@ def _verdict(passed: bool) -> str:
 def _outcome_row(outcome: Outcome) -> str:
     case = outcome.case
     code = "timeout" if outcome.returncode is None else str(outcome.returncode)
-    said = outcome.summary() if outcome.passed else "; ".join(outcome.problems)
+    said = outcome.summary() if outcome.passed else outcome.shorten("; ".join(outcome.problems))
     return (f"| {case.item} | `{case.id}` | {_cell(case.given)} | {_cell(case.required)} | {code} | "
             f"{_cell(said)} | {outcome.seconds:.1f} | {_verdict(outcome.passed)} |")
 

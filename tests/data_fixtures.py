@@ -6,6 +6,8 @@ returns what it wrote, so tests can compare the readers' output with the truth.
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,24 @@ def jpeg_bytes(seed: int = 0, size: tuple[int, int] = (20, 16)) -> bytes:
 
 
 _JPEG = jpeg_bytes()
+
+
+def bomb_png_bytes(width: int = 30000, height: int = 30000) -> bytes:
+    """A 65-byte PNG whose IHDR declares ``width x height`` RGB pixels (a decompression bomb's header)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def bomb_jpeg_bytes(width: int = 30000, height: int = 30000) -> bytes:
+    """A tiny baseline JPEG whose SOF0 frame header is rewritten to declare ``width x height`` pixels."""
+    data = bytearray(jpeg_bytes(0, (8, 8)))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
 
 
 def write_image(path: Path, data: bytes = _JPEG) -> Path:

@@ -5,7 +5,7 @@ import urllib.error
 import urllib.request
 
 from click.testing import CliRunner
-from data_fixtures import make_cub, make_folder
+from data_fixtures import bomb_jpeg_bytes, bomb_png_bytes, make_cub, make_folder, make_inshop, make_sop
 
 from gcahng.cli.main import cli
 
@@ -61,3 +61,38 @@ def test_check_of_the_embedded_digits():
     assert result.exit_code == 0
     assert "train: 5 classes, 901 images" in result.output and "test: 5 classes, 896 images" in result.output
     assert "warning:" not in result.output and "no errors (0 warning(s))" in result.output
+
+
+def test_check_reports_decompression_bombs_like_unreadable_images(tmp_path):
+    base = make_cub(tmp_path, {1: 2, 2: 2, 150: 2})
+    images = sorted((base / "images").rglob("*.jpg"))
+    images[0].write_bytes(bomb_jpeg_bytes())
+    images[1].write_bytes(bomb_png_bytes())  # PNG data named .jpg
+    for extra in ([], ["--header-only"]):
+        result = CliRunner().invoke(cli, ["data", "check", "cub200", "--data-root", str(tmp_path), *extra])
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit)  # not a DecompressionBombError
+        for bomb in images[:2]:
+            assert f"error: {bomb}: refused as a possible decompression bomb" in result.output
+        assert "2 error(s) found in cub200" in result.output
+
+
+def test_check_and_fit_refuse_a_split_without_images(tmp_path):
+    base = make_sop(tmp_path, train={1: 2, 2: 2}, test={11319: 2, 11320: 2})
+    (base / "Ebay_train.txt").write_text("image_id class_id super_class_id path\n")
+    message = f"{base / 'Ebay_train.txt'}: lists no images of the train split"
+    result = CliRunner().invoke(cli, ["data", "check", "sop", "--data-root", str(tmp_path)])
+    assert result.exit_code == 1 and f"error: {message}" in result.output
+    result = CliRunner().invoke(cli, ["fit", "sop", "--data-root", str(tmp_path), "--backbone", "tiny_cnn",
+                                      "--no-pretrained", "--out", str(tmp_path / "run")])
+    assert result.exit_code != 0 and f"Error: {message}" in result.output, result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_check_names_inshop_items_with_queries_but_no_gallery_image(tmp_path):
+    make_inshop(tmp_path, [(1, "train"), (2, "train"), (5, "query"), (5, "gallery"), (7, "query"), (7, "query"),
+                           (8, "gallery"), (9, "query")])
+    result = CliRunner().invoke(cli, ["data", "check", "inshop", "--data-root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert ("warning: 2 item(s) have query images but no gallery image: id_00000007, id_00000009 "
+            "(their 3 queries are left out of Recall@K)") in result.output

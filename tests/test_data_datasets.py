@@ -225,6 +225,19 @@ def test_inshop_errors(tmp_path):
         create_dataset("inshop", tmp_path, "test")
 
 
+def test_a_split_without_images_is_an_error_naming_the_file(tmp_path):
+    base = make_sop(tmp_path / "sop", train={1: 2, 2: 2}, test={11319: 2})
+    (base / "Ebay_train.txt").write_text("image_id class_id super_class_id path\n")
+    with pytest.raises(DataError, match=f"{base / 'Ebay_train.txt'}: lists no images of the train split"):
+        create_dataset("sop", tmp_path / "sop", "test")
+    partition = make_inshop(tmp_path / "inshop", [(1, "train"), (2, "query"), (3, "query")])
+    with pytest.raises(DataError, match=f"{partition}: lists no images of the gallery split"):
+        create_dataset("inshop", tmp_path / "inshop")
+    cub = make_cub(tmp_path / "cub", {1: 2, 2: 2})  # classes 101-200 (test) have no image
+    with pytest.raises(DataError, match=f"{cub / 'images.txt'}: lists no images of the test split"):
+        create_dataset("cub200", tmp_path / "cub")
+
+
 def test_folder_halves_by_sorted_name_and_skips_clutter(tmp_path):
     make_folder(tmp_path, {"cat": 3, "ant": 2, "dog": 2, "bee": 4, "eel": 1})
     train = create_dataset("folder", tmp_path, "train")

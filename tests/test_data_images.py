@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from data_fixtures import jpeg_bytes
+from data_fixtures import bomb_jpeg_bytes, bomb_png_bytes, jpeg_bytes
 from PIL import Image
 
 from gcahng.data import MAX_IMAGE_PIXELS, UnreadableImageError, load_rgb
+from gcahng.data.images import image_header
 
 
 def _rgb(path) -> np.ndarray:
@@ -75,6 +76,18 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     Image.new("RGB", (30, 30)).save(tmp_path / "ok.png")
     with pytest.raises(UnreadableImageError, match="exceeds the limit of 800"):
         load_rgb(tmp_path / "ok.png", max_pixels=800)
+
+
+@pytest.mark.parametrize("forged", [bomb_png_bytes, bomb_jpeg_bytes])
+def test_header_declaring_30000x30000_pixels_is_unreadable_not_a_pil_error(tmp_path, forged):
+    # beyond twice Pillow's limit Image.open itself raises DecompressionBombError (not an OSError)
+    path = tmp_path / ("bomb.png" if forged is bomb_png_bytes else "bomb.jpg")
+    path.write_bytes(forged())
+    for read in (load_rgb, image_header):
+        with pytest.raises(UnreadableImageError, match=f"{path}: refused as a possible decompression bomb"):
+            read(path)
+    path.write_bytes(forged(40, 30))
+    assert image_header(path)[2:] == (40, 30)
 
 
 def test_apple_double_truncated_and_non_images(tmp_path):

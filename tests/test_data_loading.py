@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from data_fixtures import make_folder
+from data_fixtures import bomb_jpeg_bytes, bomb_png_bytes, make_folder
 from torch.utils.data import DataLoader
 
 from gcahng.data import (
@@ -53,6 +53,22 @@ def test_substitute_is_another_image_of_the_same_class(broken_folder):
     following = np.asarray(train.load_image(bad + 1), dtype=np.float32) / 255.0
     assert torch.allclose(sample.image, torch.from_numpy(following).permute(2, 0, 1))
     assert train[bad + 1].failure is None
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_decompression_bombs_are_skipped_with_a_warning_naming_them(tmp_path, split, caplog):
+    make_folder(tmp_path, {"a": 3, "b": 3, "c": 3, "d": 3})
+    bombs = {"train": ("a/img0.jpg", "b/img1.png"), "test": ("c/img0.jpg", "d/img1.png")}[split]
+    (tmp_path / bombs[0]).write_bytes(bomb_jpeg_bytes())
+    (tmp_path / bombs[1]).write_bytes(bomb_png_bytes())
+    dataset = create_dataset("folder", tmp_path, split, transform=build_transforms(split == "train", 8))
+    with caplog.at_level("WARNING"):
+        samples = [dataset[i] for i in range(len(dataset))]
+    failed = {s.failure.path for s in samples if s.failure is not None}
+    assert failed == {str(tmp_path / b) for b in bombs}
+    assert all(s.image.shape == (3, 8, 8) for s in samples)
+    for bomb in bombs:
+        assert f"{tmp_path / bomb}: refused as a possible decompression bomb" in caplog.text
 
 
 def test_class_with_no_readable_image_raises(tmp_path):

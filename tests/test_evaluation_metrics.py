@@ -11,7 +11,8 @@ from gcahng.evaluation import evaluate_leave_one_out, evaluate_query_gallery
 def reference_metrics(queries, query_labels, gallery, gallery_labels, ks, leave_one_out):
     """Recall@K, MAP@R, R-Precision by a per-query loop over a fully sorted gallery.
 
-    Cosine similarity in float64; equal scores ranked by ascending gallery index.
+    Cosine similarity in float64; equal scores ranked by ascending gallery index. Query/gallery
+    Recall@K is over the queries that have a same-label gallery item (the others cannot be found).
     """
     q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
     g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
@@ -37,7 +38,7 @@ def reference_metrics(queries, query_labels, gallery, gallery_labels, ks, leave_
         ap_values.append(precision_sum / r)
         rp_values.append(found / r)
     return {
-        "recall": {k: hits[k] / len(q) for k in ks},
+        "recall": {k: hits[k] / (len(q) if leave_one_out else len(ap_values)) for k in ks},
         "map_at_r": float(np.mean(ap_values)),
         "r_precision": float(np.mean(rp_values)),
         "without_relevant": len(q) - len(ap_values),

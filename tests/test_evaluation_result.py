@@ -24,6 +24,7 @@ def test_dict_keys_are_flat_and_stable():
     assert list(METRICS.to_dict()) == [
         "recall@1", "recall@10", "recall@100", "recall@1000",
         "map@r", "r_precision", "nmi", "num_queries", "num_queries_without_relevant",
+        "num_queries_left_out_of_recall",
     ]  # fmt: skip
 
 
@@ -33,6 +34,30 @@ def test_dict_and_json_round_trip():
     with_nmi = RetrievalMetrics(**{**METRICS.__dict__, "nmi": 0.5, "num_queries_without_relevant": 3})
     assert RetrievalMetrics.from_json(with_nmi.to_json()) == with_nmi
     assert json.loads(with_nmi.to_json())["nmi"] == 0.5
+
+
+def test_from_dict_reads_files_written_before_the_left_out_count():
+    data = METRICS.to_dict()
+    del data["num_queries_left_out_of_recall"]
+    assert RetrievalMetrics.from_dict(data) == METRICS
+
+
+def test_queries_whose_label_has_no_gallery_item_are_left_out_of_recall():
+    # labels 0 and 1 are in the gallery; the two queries of label 2 (an In-Shop item without
+    # gallery images) cannot be found and must not count as misses
+    gallery = np.eye(4, dtype=np.float32)[[0, 1, 2, 3]]
+    gallery_labels = np.array([0, 0, 1, 1])
+    queries = np.eye(4, dtype=np.float32)[[0, 3, 1, 2]]
+    query_labels = np.array([0, 1, 2, 2])
+    metrics = evaluate_query_gallery(queries, query_labels, gallery, gallery_labels, (1, 2))
+    assert metrics.recall == {1: 1.0, 2: 1.0}
+    assert metrics.num_queries == 4 and metrics.num_queries_left_out_of_recall == 2
+    assert metrics.num_queries_without_relevant == 2
+    assert "(4 queries; 2 without a same-label item in the gallery, left out of Recall@K, MAP@R and RP)" in str(metrics)
+    # leave-one-out keeps counting a class of one as a miss, as before
+    loo = evaluate_leave_one_out(gallery[:3], np.array([0, 0, 1]), (1,))
+    assert loo.recall[1] == 2 / 3 and loo.num_queries_left_out_of_recall == 0
+    assert "left out of MAP@R and RP" in str(loo)
 
 
 def test_from_dict_rejects_incomplete_input():

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from gcahng.data.images import MAX_IMAGE_PIXELS, load_rgb
+from gcahng.data.images import image_header, load_rgb
+from gcahng.data.records import SplitRecords
 from gcahng.data.registry import DATASETS, read_splits
 from gcahng.errors import GcahngError
 
 MIN_SIDE = 16
 """Images with a side shorter than this many pixels are reported as suspicious."""
+
+_MAX_LISTED = 10
 
 _FORMAT_ENDINGS = {
     "JPEG": {".jpg", ".jpeg"}, "PNG": {".png"}, "GIF": {".gif"}, "BMP": {".bmp"},
@@ -46,16 +47,11 @@ def inspect_image(path: str, decode: bool = True) -> tuple[str | None, str | Non
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         return f"{path}: empty file (0 bytes)", None, None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                mode, fmt, (width, height) = image.mode, image.format, image.size
-        if decode or width * height > MAX_IMAGE_PIXELS:
+        mode, fmt, width, height = image_header(path)
+        if decode:
             load_rgb(path)
     except GcahngError as err:
         return str(err), None, None
-    except (OSError, ValueError, SyntaxError) as err:
-        return f"{path}: cannot read image ({err})", None, None
     ending = os.path.splitext(path)[1].lower()
     warning = None
     if fmt in _FORMAT_ENDINGS and ending not in _FORMAT_ENDINGS[fmt]:
@@ -63,6 +59,21 @@ def inspect_image(path: str, decode: bool = True) -> tuple[str | None, str | Non
     elif min(width, height) < MIN_SIDE:
         warning = f"{path}: only {width}x{height} pixels"
     return None, warning, mode
+
+
+def _queries_without_gallery(splits: dict[str, SplitRecords], eval_splits: tuple[str, ...]) -> list[str]:
+    """A warning naming the classes (In-Shop: items) that have query images but no gallery image."""
+    if eval_splits != ("query", "gallery"):
+        return []
+    query, gallery = splits["query"], splits["gallery"]
+    missing = sorted(set(query.class_keys.tolist()) - set(gallery.class_keys.tolist()))
+    if not missing:
+        return []
+    shown = ", ".join(query.class_names[k] for k in missing[:_MAX_LISTED])
+    more = f" and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
+    queries = int(np.isin(query.class_keys, missing).sum())
+    return [f"{len(missing)} item(s) have query images but no gallery image: {shown}{more} "
+            f"(their {queries} queries are left out of Recall@K)"]
 
 
 def check_dataset(
@@ -95,6 +106,7 @@ def check_dataset(
                 f"{split}: {got_c:,} classes / {got_i:,} images, the official {name} split has "
                 f"{want_c:,} / {want_i:,} (incomplete or modified copy?)"
             )
+    report.warnings += _queries_without_gallery(splits, DATASETS.get(name).eval_splits)
     files = sorted({p for r in splits.values() if r.images is None for p in r.paths})
     modes: Counter[str] = Counter()
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image
@@ -50,14 +52,10 @@ def is_image_name(name: str) -> bool:
     return not is_hidden_file(name) and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def load_rgb(path: str | os.PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
-    """Read ``path`` and return it as an 8-bit RGB ``PIL.Image`` (see the module docstring).
-
-    Raises :class:`UnreadableImageError` naming the file and the reason when the file is an
-    AppleDouble ``._*`` file, cannot be opened or decoded (also truncated files), or has more
-    than ``max_pixels`` pixels.
-    """
-    path = os.fspath(path)
+@contextmanager
+def _opened(path: str, max_pixels: int) -> Iterator[Image.Image]:
+    """``Image.open(path)`` (header read, pixels not decoded yet); every failure, also one while
+    the caller decodes inside the ``with`` block, becomes an :class:`UnreadableImageError`."""
     if os.path.basename(path).startswith("._"):
         raise UnreadableImageError(f"{path}: a macOS '._' metadata file, not an image")
     try:
@@ -70,8 +68,7 @@ def load_rgb(path: str | os.PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -> 
                         f"{path}: {width}x{height} pixels exceeds the limit of {max_pixels:,} "
                         "pixels (refused as a possible decompression bomb)"
                     )
-                image.load()
-                return to_rgb(image)
+                yield image
     except UnreadableImageError:
         raise
     except Image.DecompressionBombError as err:
@@ -79,6 +76,28 @@ def load_rgb(path: str | os.PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -> 
     except (OSError, ValueError, SyntaxError, Image.UnidentifiedImageError) as err:
         reason = str(err) or type(err).__name__
         raise UnreadableImageError(f"{path}: cannot read image ({reason})") from None
+
+
+def image_header(path: str | os.PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[str, str | None, int, int]:
+    """``(mode, format, width, height)`` from the file's header, without decoding the pixels.
+
+    Raises :class:`UnreadableImageError` as :func:`load_rgb` does (also for a header that
+    declares more than ``max_pixels`` pixels).
+    """
+    with _opened(os.fspath(path), max_pixels) as image:
+        return image.mode, image.format, image.size[0], image.size[1]
+
+
+def load_rgb(path: str | os.PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Read ``path`` and return it as an 8-bit RGB ``PIL.Image`` (see the module docstring).
+
+    Raises :class:`UnreadableImageError` naming the file and the reason when the file is an
+    AppleDouble ``._*`` file, cannot be opened or decoded (also truncated files), or has more
+    than ``max_pixels`` pixels.
+    """
+    with _opened(os.fspath(path), max_pixels) as image:
+        image.load()
+        return to_rgb(image)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gcahng.errors import InputError
+from gcahng.errors import DataError, InputError
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,29 @@ class SplitRecords:
         )
 
 
+def require_images(records: SplitRecords, split: str, listed_in: str) -> SplitRecords:
+    """``records`` unchanged, or a :class:`DataError` naming ``listed_in`` (the metadata file) when
+    the split holds no image: an empty split trains or evaluates nothing."""
+    if not records.paths:
+        raise DataError(f"{listed_in}: lists no images of the {split} split")
+    return records
+
+
 def split_by_class(
-    paths: list[str], class_keys: list[int], class_names: dict[int, str], train_classes: set[int]
+    paths: list[str], class_keys: list[int], class_names: dict[int, str], train_classes: set[int], listed_in: str
 ) -> dict[str, SplitRecords]:
-    """``{"train", "test"}`` records: images of ``train_classes`` versus all the others."""
+    """``{"train", "test"}`` records: images of ``train_classes`` versus all the others.
+
+    listed_in: the metadata file(s) the paths come from, named when a split is empty.
+    """
     keys = np.asarray(class_keys, dtype=np.int64)
     present = set(keys.tolist())
     everything = SplitRecords(list(paths), keys, {k: class_names[k] for k in present})
     train = present & train_classes
-    return {"train": everything.select_classes(train), "test": everything.select_classes(present - train)}
+    return {
+        split: require_images(everything.select_classes(classes), split, listed_in)
+        for split, classes in (("train", train), ("test", present - train))
+    }
 
 
 def hold_out_validation(

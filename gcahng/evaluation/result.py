@@ -15,10 +15,11 @@ _RECALL_PREFIX = "recall@"
 class RetrievalMetrics:
     """Retrieval metrics as fractions in [0, 1].
 
-    ``recall[k]``: fraction of all queries with a same-label item among their k nearest
-    neighbours. ``map_at_r`` and ``r_precision`` average over the queries with R > 0 only
-    (R = other items with the query's label); ``num_queries_without_relevant`` counts the
-    queries left out. ``nmi`` is None when clustering was not requested.
+    ``recall[k]``: fraction of the queries with a same-label item among their k nearest
+    neighbours, over all queries except the ``num_queries_left_out_of_recall``. ``map_at_r``
+    and ``r_precision`` average over the queries with R > 0 only (R = other items with the
+    query's label); ``num_queries_without_relevant`` counts the queries left out of them.
+    ``nmi`` is None when clustering was not requested.
     """
 
     recall: dict[int, float]
@@ -27,6 +28,7 @@ class RetrievalMetrics:
     nmi: float | None
     num_queries: int
     num_queries_without_relevant: int
+    num_queries_left_out_of_recall: int = 0
 
     @property
     def primary(self) -> float:
@@ -43,6 +45,7 @@ class RetrievalMetrics:
         out["nmi"] = self.nmi
         out["num_queries"] = self.num_queries
         out["num_queries_without_relevant"] = self.num_queries_without_relevant
+        out["num_queries_left_out_of_recall"] = self.num_queries_left_out_of_recall
         return out
 
     def to_json(self) -> str:
@@ -50,7 +53,8 @@ class RetrievalMetrics:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RetrievalMetrics:
-        """Inverse of :meth:`to_dict`; a missing or malformed key raises :class:`InputError`."""
+        """Inverse of :meth:`to_dict`; a missing or malformed key raises :class:`InputError`
+        (``num_queries_left_out_of_recall`` may be missing, as in files written before it existed: 0)."""
         try:
             recall = {
                 int(key[len(_RECALL_PREFIX) :]): float(value)
@@ -65,6 +69,7 @@ class RetrievalMetrics:
                 nmi=None if nmi is None else float(nmi),
                 num_queries=int(data["num_queries"]),
                 num_queries_without_relevant=int(data["num_queries_without_relevant"]),
+                num_queries_left_out_of_recall=int(data.get("num_queries_left_out_of_recall", 0)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise InputError(f"not a RetrievalMetrics dict ({type(err).__name__}: {err}): {dict(data)!r}") from None
@@ -84,7 +89,10 @@ class RetrievalMetrics:
         header = "  ".join(name.rjust(width) for (name, _), width in zip(cells, widths, strict=False))
         values = "  ".join(value.rjust(width) for (_, value), width in zip(cells, widths, strict=False))
         note = f"{self.num_queries} queries"
-        if self.num_queries_without_relevant:
+        if self.num_queries_left_out_of_recall:
+            note += (f"; {self.num_queries_left_out_of_recall} without a same-label item in the gallery, "
+                     "left out of Recall@K, MAP@R and RP")
+        elif self.num_queries_without_relevant:
             note += f"; {self.num_queries_without_relevant} without a same-label item, left out of MAP@R and RP"
         return f"{header}\n{values}\n({note})"
 

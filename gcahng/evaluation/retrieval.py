@@ -25,7 +25,8 @@ def evaluate_leave_one_out(
     """Every item queries all the others (itself excluded by index), as for CUB, Cars and SOP.
 
     ``embeddings`` (N, D) float and ``labels`` (N,) int, numpy or torch. Ranking is by cosine
-    similarity, ties by ascending index. ``ks``: the K of Recall@K (1 is always added).
+    similarity, ties by ascending index. Recall@K counts every query (one alone in its class
+    is a miss). ``ks``: the K of Recall@K (1 is always added).
     ``compute_nmi`` clusters the embeddings with k-means (one cluster per label, seeded by
     ``seed``). ``chunk_size``: queries searched at once (default: about 64 MiB of lists).
     """
@@ -48,7 +49,9 @@ def evaluate_query_gallery(
     """Each query (Q, D) searches the separate gallery (G, D) only, as for In-Shop.
 
     Same conventions as :func:`evaluate_leave_one_out`; R is the number of gallery items
-    with the query's label, and NMI clusters the query embeddings.
+    with the query's label, and NMI clusters the query embeddings. A query whose label has
+    no gallery item (an In-Shop item without gallery images) cannot be found, so it is left
+    out of Recall@K too instead of counting as a miss; the result counts those queries.
     """
     q = normalized_embeddings(query_embeddings, "query_embeddings")
     qy = integer_labels(query_labels, "query_labels", len(q), "query_embeddings")
@@ -96,13 +99,15 @@ def _evaluate(
         rp_sum += rp
     num_queries = len(queries)
     num_with_relevant = int((relevant > 0).sum())
+    left_out_of_recall = 0 if leave_one_out else num_queries - num_with_relevant
     return RetrievalMetrics(
-        recall={k: hits / num_queries for k, hits in recall_hits.items()},
+        recall={k: hits / (num_queries - left_out_of_recall) for k, hits in recall_hits.items()},
         map_at_r=ap_sum / num_with_relevant,
         r_precision=rp_sum / num_with_relevant,
         nmi=clustering_nmi(queries, query_labels, seed=seed) if compute_nmi else None,
         num_queries=num_queries,
         num_queries_without_relevant=num_queries - num_with_relevant,
+        num_queries_left_out_of_recall=left_out_of_recall,
     )
 
 

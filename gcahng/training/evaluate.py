@@ -17,6 +17,7 @@ from gcahng.formats.checkpoint import inference_view, is_ours, read_payload, rel
 from gcahng.models import EmbeddingModel, load_embedding_model
 from gcahng.preprocess import TestPreprocess
 from gcahng.retrieval import Embedder, embed_dataset
+from gcahng.retrieval.gallery import skipped_summary
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +37,7 @@ def embed_split(
     embedder = Embedder(model, TestPreprocess.for_spec(model.spec), fingerprint="in-training", device=device)
     embedded = embed_dataset(embedder, dataset, batch_size=batch_size, workers=workers, progress=False)
     if embedded.skipped:
-        logger.warning("evaluation skipped %d unreadable image(s) of %s/%s", len(embedded.skipped),
-                       dataset.name, dataset.split)
+        logger.warning("evaluation of %s/%s %s", dataset.name, dataset.split, skipped_summary(embedded.skipped))
     if not embedded.kept:
         raise DataError(f"no image of {dataset.name}/{dataset.split} could be read")
     return embedded.embeddings, dataset.labels[embedded.kept]

@@ -87,7 +87,7 @@ def _read_all_images(base: Path) -> dict[str, SplitRecords]:
     paths = [safe_join(base, str(rel), w) for rel, w in zip(fields["relative_im_path"], where, strict=False)]
     classes = _class_ids(fields["class"], names, path)
     verify_files(base, paths, where)
-    return split_by_class(paths, classes, names, TRAIN_CLASSES)
+    return split_by_class(paths, classes, names, TRAIN_CLASSES, str(path))
 
 
 def _image_folder(base: Path, name: str) -> Path:
@@ -122,7 +122,7 @@ def _read_devkit(base: Path) -> dict[str, SplitRecords]:
         classes += _class_ids(fields["class"], names, annos)
         where += rows
     verify_files(base, paths, where)
-    return split_by_class(paths, classes, names, TRAIN_CLASSES)
+    return split_by_class(paths, classes, names, TRAIN_CLASSES, f"{devkit / 'cars_train_annos.mat'} and {test_labels}")
 
 
 def _read_csv_rows(path: Path) -> list[list[str]]:
@@ -161,7 +161,8 @@ def _read_kaggle_csv(base: Path) -> dict[str, SplitRecords]:
             classes.append(class_id)
             where.append(here)
     verify_files(base, paths, where)
-    return split_by_class(paths, classes, names, TRAIN_CLASSES)
+    listed_in = f"{base / 'anno_train.csv'} and {base / 'anno_test.csv'}"
+    return split_by_class(paths, classes, names, TRAIN_CLASSES, listed_in)
 
 
 def read_cars196(root: Path) -> dict[str, SplitRecords]:

@@ -53,7 +53,7 @@ def read_cub200(root: Path) -> dict[str, SplitRecords]:
     ids = sorted(images)
     paths = [images[i][0] for i in ids]
     verify_files(base, paths, [images[i][1] for i in ids])
-    return split_by_class(paths, [labels[i] for i in ids], class_names, TRAIN_CLASSES)
+    return split_by_class(paths, [labels[i] for i in ids], class_names, TRAIN_CLASSES, str(images_file))
 
 
 DATASETS.register("cub200")(

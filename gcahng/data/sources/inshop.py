@@ -13,7 +13,7 @@ import numpy as np
 
 from gcahng.data.files import safe_join, verify_files
 from gcahng.data.metadata import header_lines, parse_int, read_rows
-from gcahng.data.records import SplitRecords
+from gcahng.data.records import SplitRecords, require_images
 from gcahng.data.sources.base import DATASETS, DatasetSource
 from gcahng.errors import DataError
 
@@ -91,7 +91,8 @@ def read_inshop(root: Path) -> dict[str, SplitRecords]:
     result = {}
     for status, (paths, items, _) in rows.items():
         space = train_items if status == "train" else test_items
-        result[status] = SplitRecords(paths, np.asarray(items, dtype=np.int64), {i: f"id_{i:08d}" for i in space})
+        records = SplitRecords(paths, np.asarray(items, dtype=np.int64), {i: f"id_{i:08d}" for i in space})
+        result[status] = require_images(records, status, str(partition))
     return result
 
 

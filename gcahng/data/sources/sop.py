@@ -7,7 +7,7 @@ import numpy as np
 
 from gcahng.data.files import locate, safe_join, verify_files
 from gcahng.data.metadata import header_lines, parse_int, read_rows
-from gcahng.data.records import SplitRecords
+from gcahng.data.records import SplitRecords, require_images
 from gcahng.data.sources.base import DATASETS, ArchiveSpec, DatasetSource
 from gcahng.errors import DataError
 
@@ -44,7 +44,8 @@ def read_sop(root: Path) -> dict[str, SplitRecords]:
         paths, classes, where = _read_list(base, name)
         verify_files(base, paths, where)
         keys = np.asarray(classes, dtype=np.int64)
-        splits[split] = SplitRecords(paths, keys, {int(k): f"product {int(k)}" for k in np.unique(keys)})
+        records = SplitRecords(paths, keys, {int(k): f"product {int(k)}" for k in np.unique(keys)})
+        splits[split] = require_images(records, split, str(base / name))
     shared = set(splits["train"].class_names) & set(splits["test"].class_names)
     if shared:
         raise DataError(

@@ -14,6 +14,11 @@ GeneratorMode = Literal["gca", "hdml", "none"]
 #: CACAI's mixing weights: ``shared`` (the reference: one draw per chunk pair, shared by the
 #: whole batch) or ``per-pair`` (one per anchor and negative class).
 RandomWeighting = Literal["shared", "per-pair"]
+#: Dropout on the node-to-edge attention weights in training mode: ``paired`` draws once per
+#: unordered pair ``{i, j}`` (edges ``ij`` and ``ji`` stay equal, so GCL computes each pair once);
+#: ``independent`` draws for every ordered edge, as the reference release does (GCL then computes
+#: all ``B^2`` edges in training mode).
+EdgeDropout = Literal["paired", "independent"]
 #: Training classes counted once (``none``), in 4 rotations (``rot90``) or also mirrored (``dihedral``).
 ClassAugmentation = Literal["none", "rot90", "dihedral"]
 #: Where ``best.pt`` is chosen: a held-out validation split, the test split, or the last epoch.
@@ -23,6 +28,7 @@ SelectionMetric = Literal["recall@1", "map@r"]
 
 GENERATOR_MODES: tuple[str, ...] = get_args(GeneratorMode)
 RANDOM_WEIGHTINGS: tuple[str, ...] = get_args(RandomWeighting)
+EDGE_DROPOUTS: tuple[str, ...] = get_args(EdgeDropout)
 CLASS_AUGMENTATIONS: tuple[str, ...] = get_args(ClassAugmentation)
 SELECTIONS: tuple[str, ...] = get_args(Selection)
 SELECTION_METRICS: tuple[str, ...] = get_args(SelectionMetric)

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import yaml
 
-from gcahng.choices import ClassAugmentation, GeneratorMode, RandomWeighting, Selection, SelectionMetric
+from gcahng.choices import ClassAugmentation, EdgeDropout, GeneratorMode, RandomWeighting, Selection, SelectionMetric
 from gcahng.errors import ConfigError
 from gcahng.hyperparameters import GCLConfig, GeneratorConfig, LossWeights, StepConfig
 from gcahng.user_paths import describe, regular_file
@@ -79,6 +79,7 @@ class TrainConfig:
     edge_to_node: str = _GCL.edge_to_node
     node_to_edge: str = _GCL.node_to_edge
     dropout: float = _GCL.dropout
+    edge_dropout: EdgeDropout = _GCL.edge_dropout
     random_weighting: RandomWeighting = _GENERATOR.random_weighting
     alpha: float = _LOSS.alpha
     beta: float = _LOSS.beta
@@ -126,9 +127,10 @@ class TrainConfig:
 
     @property
     def gcl(self) -> GCLConfig:
-        """The GCL hyper-parameters (``gcl_iterations``, ``heads``, the layer names, ``dropout``)."""
+        """The GCL hyper-parameters (``gcl_iterations``, ``heads``, the layer names, ``dropout``, ``edge_dropout``)."""
         return GCLConfig(iterations=self.gcl_iterations, heads=self.heads, node_to_node=self.node_to_node,
-                         edge_to_node=self.edge_to_node, node_to_edge=self.node_to_edge, dropout=self.dropout)
+                         edge_to_node=self.edge_to_node, node_to_edge=self.node_to_edge, dropout=self.dropout,
+                         edge_dropout=self.edge_dropout)
 
     @property
     def generator_config(self) -> GeneratorConfig:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gcahng.choices import GENERATOR_MODES, RANDOM_WEIGHTINGS, GeneratorMode, RandomWeighting
+from gcahng.choices import GENERATOR_MODES, RANDOM_WEIGHTINGS, EdgeDropout, GeneratorMode, RandomWeighting
 from gcahng.errors import InputError
 
 
@@ -20,7 +20,9 @@ class GCLConfig:
     ``iterations``: ``K``. ``heads``: ``H`` of the attention layers (must divide the embedding
     size). ``node_to_node``, ``edge_to_node``, ``node_to_edge``: layer names in the registries
     of :mod:`gcahng.graph.registries` (the defaults are the reference architecture).
-    ``dropout``: on the node-to-edge attention weights, in training mode. Checked by :class:`~gcahng.graph.GCL`.
+    ``dropout``: on the node-to-edge attention weights, in training mode; ``edge_dropout``: drawn
+    per unordered pair or per ordered edge (:data:`~gcahng.choices.EdgeDropout`). Checked by
+    :class:`~gcahng.graph.GCL`.
     """
 
     iterations: int = 2
@@ -29,6 +31,7 @@ class GCLConfig:
     edge_to_node: str = "sum"
     node_to_edge: str = "attention"
     dropout: float = 0.1
+    edge_dropout: EdgeDropout = "paired"
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
 """Edge-to-node layers (method.md §3.1 step 2): every edge, same-class and self-loops included,
-sends ``g_ij = GELU(W_en w_ij + b_en)`` to its SOURCE node ``i`` (the edges leaving ``i``)."""
+sends ``g_ij = GELU(W_en w_ij + b_en)`` to its SOURCE node ``i`` (the edges leaving ``i``).
+
+Both built-in layers preserve symmetry: on the pair graph (:mod:`gcahng.graph.pairs`) ``g`` is
+computed once per unordered pair and summed at both of its nodes."""
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -11,6 +14,8 @@ from gcahng.graph.registries import EDGE_TO_NODE, EdgeToNodeLayer
 
 
 class _EdgeToSource(EdgeToNodeLayer, MessagePassing):
+    preserves_symmetry = True
+
     def __init__(self, dim: int, aggr: str) -> None:
         # target_to_source: messages are aggregated at edge_index[0], the source
         super().__init__(aggr=aggr, flow="target_to_source")
@@ -25,7 +30,11 @@ class _EdgeToSource(EdgeToNodeLayer, MessagePassing):
 
     def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor:
         B = h.shape[0]
-        return self.propagate(data.edge_index, w=w, size=(B, B))  # (B, D)
+        pairs = getattr(data, "pairs", None)
+        if pairs is None:
+            return self.propagate(data.edge_index, w=w, size=(B, B))  # (B, D)
+        total = pairs.sum_at_nodes(self.message(w))  # (B, D): the complete graph, B edges leave every node
+        return total if self.aggr == "add" else total / B
 
     def message(self, w: Tensor) -> Tensor:
         return F.gelu(self.lin(w))  # (E, D)

@@ -1,5 +1,9 @@
 """GCL, Global Correlation Learning (method.md §3): ``K`` iterations of node and edge
-message passing over the batch graph, then the interpolation-vector and node-class read-outs."""
+message passing over the batch graph, then the interpolation-vector and node-class read-outs.
+
+When every edge layer preserves symmetry (:mod:`gcahng.graph.registries`) the edge states are
+computed once per unordered pair (:mod:`gcahng.graph.pairs`) and ``lambda`` is expanded to the
+ordered edges at the end; the results are those of the ordered computation."""
 from __future__ import annotations
 
 import torch
@@ -8,12 +12,14 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 from torch_geometric.data import Data
 
+from gcahng.choices import EDGE_DROPOUTS
 from gcahng.errors import InputError
 
 # importing the layer modules registers the built-in layers
 from gcahng.graph import edge_to_node as _edge_to_node  # noqa: F401
 from gcahng.graph import node_to_edge as _node_to_edge  # noqa: F401
 from gcahng.graph import node_to_node as _node_to_node  # noqa: F401
+from gcahng.graph.pairs import pair_batch_norm, pair_graph
 from gcahng.graph.registries import EDGE_TO_NODE, NODE_TO_EDGE, NODE_TO_NODE, Skip, reset_parameters_in_order
 from gcahng.hyperparameters import GCLConfig
 
@@ -50,11 +56,12 @@ class NodeUpdate(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
         self.norm = GeluNorm(dim)
 
-    def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor:
+    def forward(self, h: Tensor, w: Tensor, data: Data, edges: Data | None = None) -> Tensor:
+        """``data``: the batch graph; ``edges``: the graph ``w``'s rows follow (default ``data``; the pair graph)."""
         o = self.node_to_node(h, data)
         if o is not None:
             h = self.norm(h + o)
-        o = self.edge_to_node(h, w, data)
+        o = self.edge_to_node(h, w, data if edges is None else edges)
         if o is not None:
             h = self.norm(h + o)
         return self.norm(h + self.ffn(h))  # (B, D)
@@ -97,9 +104,17 @@ class GCLIteration(nn.Module):
         self.node_update = NodeUpdate(dim, node_to_node, edge_to_node, heads)
         self.edge_update = EdgeUpdate(dim, node_to_edge, heads, dropout)
 
-    def forward(self, h: Tensor, w: Tensor, data: Data) -> tuple[Tensor, Tensor]:
-        h = self.node_update(h, w, data)
-        return h, self.edge_update(h, w, data)
+    def forward(self, h: Tensor, w: Tensor, data: Data, edges: Data | None = None) -> tuple[Tensor, Tensor]:
+        """``edges``: the graph whose edges ``w`` (rows, D) follows, ``data`` itself by default
+        (or its pair graph, :func:`~gcahng.graph.pairs.pair_graph`)."""
+        h = self.node_update(h, w, data, edges)
+        return h, self.edge_update(h, w, data if edges is None else edges)
+
+    @property
+    def preserves_symmetry(self) -> bool:
+        """Whether both edge layers declare ``preserves_symmetry`` (a plain module does not)."""
+        return all(getattr(layer, "preserves_symmetry", False)
+                   for layer in (self.node_update.edge_to_node, self.edge_update.node_to_edge))
 
 
 def _frozen_zero_bias_bn(dim: int) -> nn.BatchNorm1d:
@@ -114,10 +129,16 @@ class GCL(nn.Module):
     Args:
         dim: embedding size ``D`` (node and edge feature size).
         num_classes: number of training classes of the node classifier.
-        config: ``K`` iterations, ``H`` heads (``dim % heads == 0``), the layer names and the
-            dropout (:class:`~gcahng.hyperparameters.GCLConfig`; the defaults are the reference).
+        config: ``K`` iterations, ``H`` heads (``dim % heads == 0``), the layer names, the
+            dropout and how it is drawn (:class:`~gcahng.hyperparameters.GCLConfig`; the defaults
+            are the reference layers, with ``edge_dropout="paired"``).
     ``forward(data) -> (lam, node_logits)``: ``lam`` (E, D) in ``(0, 1)`` in the edge order of
     ``data.edge_index``; ``node_logits`` (B, num_classes).
+
+    The edges are computed once per unordered pair (half the work and memory) when every layer
+    preserves symmetry, ``data`` is the complete row-major graph with symmetric ``edge_attr``, and
+    the module is in evaluation mode or ``edge_dropout`` is ``paired``; otherwise all ``B^2``
+    ordered edges are (with ``independent``: the reference's dropout draws in training).
     """
 
     def __init__(self, dim: int, num_classes: int, config: GCLConfig = GCLConfig()) -> None:
@@ -129,7 +150,9 @@ class GCL(nn.Module):
             raise InputError(f"num_classes must be >= 1, got {num_classes}")
         if heads < 1 or dim % heads:
             raise InputError(f"embedding size {dim} must be divisible by the number of heads {heads}")
-        self.dim, self.num_classes = dim, num_classes
+        if config.edge_dropout not in EDGE_DROPOUTS:
+            raise InputError(f"unknown edge dropout {config.edge_dropout!r}; choose one of {', '.join(EDGE_DROPOUTS)}")
+        self.dim, self.num_classes, self.edge_dropout = dim, num_classes, config.edge_dropout
         self.reduce = nn.Linear(dim, dim)  # W_red
         self.layers = nn.ModuleList(
             GCLIteration(dim, heads, config.node_to_node, config.edge_to_node, config.node_to_edge, config.dropout)
@@ -145,14 +168,31 @@ class GCL(nn.Module):
         reset_parameters_in_order(self)
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, num_classes={self.num_classes}, iterations={len(self.layers)}"
+        return (f"dim={self.dim}, num_classes={self.num_classes}, iterations={len(self.layers)}, "
+                f"edge_dropout={self.edge_dropout!r}")
+
+    def pair_graph(self, data: Data) -> Data | None:
+        """The pair graph this module computes ``data``'s edges on now, or ``None`` for all ordered edges."""
+        if self.training and self.edge_dropout == "independent":
+            return None
+        if not all(layer.preserves_symmetry for layer in self.layers):
+            return None
+        return pair_graph(data)
 
     def forward(self, data: Data) -> tuple[Tensor, Tensor]:
         if data.x.shape[1] != self.dim:
             raise InputError(f"graph node features have size {data.x.shape[1]}, GCL expects {self.dim}")
         h = self.reduce(data.x)  # (B, D)
-        w = data.edge_attr  # (E, D)
-        for layer in self.layers:
-            h, w = layer(h, w, data)
-        lam = torch.sigmoid(self.edge_readout(self.edge_bn(w)))  # (E, D)
+        edges = self.pair_graph(data)
+        if edges is None:
+            w = data.edge_attr  # (E, D)
+            for layer in self.layers:
+                h, w = layer(h, w, data)
+            lam = torch.sigmoid(self.edge_readout(self.edge_bn(w)))  # (E, D)
+        else:
+            w = edges.edge_attr  # (P, D), one row per unordered pair
+            for layer in self.layers:
+                h, w = layer(h, w, data, edges)
+            lam = torch.sigmoid(self.edge_readout(pair_batch_norm(self.edge_bn, w, edges.pairs)))  # (P, D)
+            lam = edges.pairs.expand(lam)  # (E, D)
         return lam, self.node_classifier(self.node_bn(h))  # (B, num_classes)

@@ -25,8 +25,11 @@ class EdgeAttention(NodeToEdgeLayer, MessagePassing):
 
     The query projection is folded onto the nodes, ``<W_q' w + b, k> = <w, W_q'^T k> + <b, k>``,
     so no (E, D) query is formed, and the per-edge products keep only node tensors for backward.
-    ``heads`` is not used (single head).
+    ``heads`` is not used (single head). Preserves symmetry: swapping the endpoints swaps the two
+    weights and the two values, so ``a_ij = a_ji`` exactly whenever ``w_ij = w_ji``.
     """
+
+    preserves_symmetry = True
 
     def __init__(self, dim: int, *, heads: int = 1, dropout: float = 0.1) -> None:
         super().__init__()
@@ -80,7 +83,9 @@ class EdgeAttention(NodeToEdgeLayer, MessagePassing):
 @NODE_TO_EDGE.register("mlp")
 class MLPNodeToEdge(NodeToEdgeLayer, MessagePassing):
     """``a_ij = GELU(P n_i + Q n_j + R w_ij + b)`` with ``n = GELU(W_ne h + b_ne)``: no attention.
-    ``heads`` and ``dropout`` are not used."""
+    ``heads`` and ``dropout`` are not used. Does not preserve symmetry (``P != Q``)."""
+
+    preserves_symmetry = False
 
     def __init__(self, dim: int, *, heads: int = 1, dropout: float = 0.0) -> None:
         super().__init__()

@@ -24,6 +24,15 @@ constructor and call works::
 
 Registration checks that the class is an ``nn.Module`` subclass constructible as
 ``cls(dim, heads=H, dropout=p)``.
+
+Symmetric edges: the reference layers keep every edge state symmetric (``w_ij = w_ji``), so GCL
+computes each unordered pair ``{i, j}`` once when every edge-to-node and node-to-edge layer of
+it declares ``preserves_symmetry = True`` (a class attribute; the default ``False``, also for a
+plain ``nn.Module``, makes GCL compute all ``B^2`` ordered edges). Such a layer is then called on
+the pair graph of :func:`gcahng.graph.pairs.pair_graph`: ``data.edge_index`` holds the
+``B(B+1)/2`` pairs ``(i, j)``, ``i <= j``, ``w`` one row per pair, and ``data.pairs`` the
+:class:`~gcahng.graph.pairs.UnorderedPairs` that sums or expands pair rows. Node-to-node layers
+never see edge states and always get the ordered graph.
 """
 from __future__ import annotations
 
@@ -68,7 +77,14 @@ class NodeToNodeLayer(GCLLayer):
 
 
 class EdgeToNodeLayer(GCLLayer):
-    """Edge-to-node role (method.md §3.1 step 2): edges send their states to nodes."""
+    """Edge-to-node role (method.md §3.1 step 2): edges send their states to nodes.
+
+    ``preserves_symmetry = True`` declares that the layer also accepts the pair graph (``data.pairs``
+    set, ``w`` (P, D) one row per unordered pair) and then returns what it returns for the ordered
+    graph with each pair's row on both of its edges.
+    """
+
+    preserves_symmetry: bool = False
 
     def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor | None:
         """``h`` (B, D), ``w`` (E, D) edge states -> ``o`` (B, D), or ``None`` to skip the sub-step."""
@@ -76,7 +92,15 @@ class EdgeToNodeLayer(GCLLayer):
 
 
 class NodeToEdgeLayer(GCLLayer):
-    """Node-to-edge role (method.md §3.2 step 2): each edge gathers from its endpoints."""
+    """Node-to-edge role (method.md §3.2 step 2): each edge gathers from its endpoints.
+
+    ``preserves_symmetry = True`` declares that the output of an edge depends only on that edge's
+    state and its endpoints' states, symmetrically: ``a_ij = a_ji`` whenever ``w_ij = w_ji`` (in
+    evaluation mode; dropout drawn on the pair graph is drawn once per pair). GCL may then call it
+    on the pair graph.
+    """
+
+    preserves_symmetry: bool = False
 
     def forward(self, h: Tensor, w: Tensor, data: Data) -> Tensor | None:
         """``h`` (B, D), ``w`` (E, D) -> ``a`` (E, D) in the edge order of ``data.edge_index``
@@ -104,6 +128,8 @@ NODE_TO_EDGE = _layer_registry("node-to-edge layer")
 class Skip(NodeToNodeLayer, EdgeToNodeLayer, NodeToEdgeLayer):
     """The ``none`` layer of every role: contributes nothing, so its sub-step is skipped.
     Uses none of its arguments and has no parameters."""
+
+    preserves_symmetry = True
 
     def __init__(self, dim: int, *, heads: int = 1, dropout: float = 0.0) -> None:
         super().__init__()

@@ -78,7 +78,8 @@ class TrainingStep:
         metric_loss: a metric loss (``METRIC_LOSSES``); default N-pair.
         config: :class:`~gcahng.hyperparameters.StepConfig` (loss weights, clipping, generator mode).
         seed: seed of the CPU generator for CACAI's random weighting.
-        autocast_dtype: run the forward passes under ``torch.autocast`` with this dtype.
+        autocast_dtype: run the embedding network and the GCL under ``torch.autocast`` with this
+            dtype (bfloat16 on the CPU or CUDA); CACAI, the classifier and the losses stay float32.
 
     Calling it returns the loss terms as floats; its ``state_dict`` holds the running means and
     the random generator so that a resumed run continues identically.
@@ -145,7 +146,8 @@ class TrainingStep:
             graph, lam = None, None
             if cfg.mode == "gca":
                 graph = build_batch_graph(z, labels, C, m)
-                _, lam, node_logits = gen.correlate(z, labels, C, m, graph=graph)
+                with self._autocast(z.device):
+                    _, lam, node_logits = gen.correlate(z, labels, C, m, graph=graph)
                 out["J_gce"] = F.cross_entropy(node_logits, labels)
                 j_metric = j_metric + out["J_gce"]
                 lam = lam.detach()
@@ -175,7 +177,8 @@ class TrainingStep:
             # 6: the GCL on J_gen (W_s gets gradients here but is not stepped)
             opt.gcl.zero_grad(set_to_none=True)
             graph = _detached(graph)
-            _, lam, _ = gen.correlate(z_fixed, labels, C, m, graph=graph)
+            with self._autocast(z.device):
+                _, lam, _ = gen.correlate(z_fixed, labels, C, m, graph=graph)
             negatives = gen.interpolate(z_fixed, lam, self.gamma, labels, C, m, self.rng, graph, geometry.detach())
             out.update(generator_loss(z_fixed, lam, negatives, gen.classifier(negatives.embeddings),
                                       cfg.loss_weights, graph=graph))

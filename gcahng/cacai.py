@@ -7,7 +7,7 @@ candidates of each negative class are mixed by random weighting.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
@@ -53,7 +53,45 @@ def _mixing_weights(
     return u.to(device=like.device, dtype=like.dtype)
 
 
-def interpolate_candidates(z: Tensor, lam: Tensor | None, gamma: float, C: int, m: int) -> Tensor:
+@dataclass(frozen=True)
+class CandidateGeometry:
+    """What CACAI computes from the embeddings alone, before ``lambda`` enters: built once per
+    training step and shared by its two passes (:meth:`detach` for the pass on detached embeddings).
+
+    Shapes broadcast over (m, C, m, C, D) indexed ``[t, a, s, n]`` (anchor ``(t, a)``, candidate ``(s, n)``):
+        anchors: (m, C, 1, 1, D) ``z_a``. candidates: (1, 1, m, C, D) ``z_(s,n)``.
+        diff: (m, C, m, C, D) ``z_(s,n) - z_a``. d_pos: (m, C, 1, 1, 1) ``d+ = ||z_a - z_p||``.
+        harder: (m, C, m, C, 1) ``d- > d+``. d_neg: (m, C, m, C, 1) ``d- = ||z_(s,n) - z_a||`` where
+        ``harder``, 1 elsewhere (``r`` is evaluated only where ``d- > d+``; ``d-`` can be 0).
+    """
+
+    anchors: Tensor
+    candidates: Tensor
+    diff: Tensor
+    d_pos: Tensor
+    harder: Tensor
+    d_neg: Tensor
+
+    @classmethod
+    def of(cls, z: Tensor, classes_per_batch: int, per_class: int) -> CandidateGeometry:
+        """The geometry of chunk-major embeddings ``z`` (B, D), ``B = C*m``."""
+        C, m = classes_per_batch, per_class
+        Z = z.view(m, C, z.shape[1])
+        anchors, candidates = Z[:, :, None, None], Z[None, None]
+        d_pos = (Z - Z.roll(-1, dims=0)).norm(dim=-1)[:, :, None, None, None]
+        diff = candidates - anchors
+        d_neg = diff.norm(dim=-1, keepdim=True)
+        harder = d_neg > d_pos
+        return cls(anchors, candidates, diff, d_pos, harder, torch.where(harder, d_neg, torch.ones_like(d_neg)))
+
+    def detach(self) -> CandidateGeometry:
+        """The same values cut from the autograd graph."""
+        return CandidateGeometry(**{f.name: getattr(self, f.name).detach() for f in fields(self)})
+
+
+def interpolate_candidates(
+    z: Tensor, lam: Tensor | None, gamma: float, C: int, m: int, geometry: CandidateGeometry | None = None
+) -> Tensor:
     """Per-candidate interpolation ``zhat^(s)_{a,n}`` before mixing.
 
     Args:
@@ -61,21 +99,17 @@ def interpolate_candidates(z: Tensor, lam: Tensor | None, gamma: float, C: int, 
         lam: (B*B, D) interpolation vectors in row-major edge order (source = anchor,
             target = candidate), or ``None`` for ``lambda = 1`` (HDML's interpolation).
         gamma: hardness scale in (0, 1].
+        geometry: ``CandidateGeometry.of(z, C, m)`` when already computed.
     Returns:
         (m, C, m, C, D) indexed ``[t, a, s, n]``.
     """
     B, D = z.shape
-    Z = z.view(m, C, D)
-    d_pos = (Z - Z.roll(-1, dims=0)).norm(dim=-1)[:, :, None, None, None]  # (m, C, 1, 1, 1): ||z_a - z_p||
-    cand = Z[None, None]  # (1, 1, m, C, D): z_(s,n)
-    diff = cand - Z[:, :, None, None]  # (m, C, m, C, D): z_sn - z_a
-    d_neg = diff.norm(dim=-1, keepdim=True)  # (m, C, m, C, 1)
-    harder = d_neg > d_pos
-    # r is evaluated only where d- > d+ (select, never multiply a mask: d- can be 0)
-    d_neg_safe = torch.where(harder, d_neg, torch.ones_like(d_neg))
+    g = geometry if geometry is not None else CandidateGeometry.of(z, C, m)
+    if tuple(g.diff.shape) != (m, C, m, C, D):
+        raise InputError(f"the candidate geometry is for shape {tuple(g.diff.shape)}, expected {(m, C, m, C, D)}")
     scale = gamma if lam is None else gamma * lam.view(m, C, m, C, D)
-    r = (d_pos + (d_neg_safe - d_pos) * scale) / d_neg_safe
-    return torch.where(harder, Z[:, :, None, None] + r * diff, cand)
+    r = (g.d_pos + (g.d_neg - g.d_pos) * scale) / g.d_neg
+    return torch.where(g.harder, g.anchors + r * g.diff, g.candidates)
 
 
 def cacai(
@@ -89,6 +123,7 @@ def cacai(
     graph: Data | None = None,
     random_weighting: RandomWeighting = "shared",
     generator: torch.Generator | None = None,
+    geometry: CandidateGeometry | None = None,
 ) -> SyntheticNegatives:
     """Synthesise hard negatives (method.md §4).
 
@@ -101,6 +136,8 @@ def cacai(
             layout and edges must be the complete row-major ones (:func:`~gcahng.graph.check_row_major`).
         random_weighting: ``"shared"`` (reference) or ``"per-pair"``.
         generator: CPU random generator for the mixing weights.
+        geometry: ``CandidateGeometry.of(z, C, m)`` when already computed (the values, not the
+            autograd graph, must be those of ``z``).
     """
     C, m = classes_per_batch, per_class
     B, D = z.shape
@@ -112,7 +149,7 @@ def cacai(
         check_row_major(graph, lam, "CACAI", classes_per_batch=C, per_class=m)
         if lam.shape[1] != D:
             raise InputError(f"lambda must have shape ({B * B}, {D}), got {tuple(lam.shape)}")
-    zhat = interpolate_candidates(z, lam, gamma, C, m)  # (m, C, m, C, D) [t, a, s, n]
+    zhat = interpolate_candidates(z, lam, gamma, C, m, geometry)  # (m, C, m, C, D) [t, a, s, n]
     u = _mixing_weights(m, C, random_weighting, generator, z)
     acc = zhat[:, :, 0]  # (m, C, C, D) [t, a, n]
     for s in range(1, m):

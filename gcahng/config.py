@@ -109,7 +109,7 @@ class TrainConfig:
     # run
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    amp: bool = False  # bfloat16 autocast of the embedding network (CUDA or CPU)
+    amp: bool = False  # bfloat16 autocast of the embedding network and the GCL (CUDA or CPU)
 
     def __post_init__(self) -> None:
         for f in fields(self):

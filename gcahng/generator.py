@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from gcahng.cacai import SyntheticNegatives, cacai
+from gcahng.cacai import CandidateGeometry, SyntheticNegatives, cacai
 from gcahng.errors import CheckpointError
 from gcahng.graph import GCL, build_batch_graph
 from gcahng.hyperparameters import GeneratorConfig
@@ -75,10 +75,12 @@ class HardNegativeGenerator(nn.Module):
         return f"random_weighting={self.random_weighting!r}"
 
     def correlate(
-        self, z: Tensor, labels: Tensor, classes_per_batch: int, per_class: int
+        self, z: Tensor, labels: Tensor, classes_per_batch: int, per_class: int, *, graph: Data | None = None
     ) -> tuple[Data, Tensor, Tensor]:
-        """Batch graph of ``z`` and GCL's output: ``(graph, lam (E, D), node_logits (B, K))``."""
-        graph = build_batch_graph(z, labels, classes_per_batch, per_class)
+        """Batch graph of ``z`` and GCL's output: ``(graph, lam (E, D), node_logits (B, K))``.
+        ``graph``: the batch graph of ``z`` when already built (it does not depend on the GCL)."""
+        if graph is None:
+            graph = build_batch_graph(z, labels, classes_per_batch, per_class)
         lam, node_logits = self.gcl(graph)
         return graph, lam, node_logits
 
@@ -92,11 +94,13 @@ class HardNegativeGenerator(nn.Module):
         per_class: int,
         generator: torch.Generator | None = None,
         graph: Data | None = None,
+        geometry: CandidateGeometry | None = None,
     ) -> SyntheticNegatives:
-        """CACAI with this generator's random-weighting mode; ``graph``: the one ``lam`` was computed on."""
+        """CACAI with this generator's random-weighting mode; ``graph``: the one ``lam`` was computed on;
+        ``geometry``: ``CandidateGeometry.of(z, C, m)`` when already computed."""
         return cacai(
             z, lam, gamma, labels, classes_per_batch, per_class,
-            graph=graph, random_weighting=self.random_weighting, generator=generator,
+            graph=graph, random_weighting=self.random_weighting, generator=generator, geometry=geometry,
         )
 
     def load_reference_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:

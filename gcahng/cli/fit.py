@@ -35,7 +35,7 @@ _RESUMABLE = {"device", "workers"}
 @click.option("--weights", type=click.Path(dir_okay=False), help="Local backbone weights file (offline use).")
 @click.option("--no-pretrained", is_flag=True, help="Start the backbone from random initialisation.")
 @click.option("--device", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N, mps.")
-@click.option("--amp", is_flag=True, default=None, help="bfloat16 autocast of the embedding network (CUDA or CPU).")
+@click.option("--amp", is_flag=True, default=None, help="bfloat16 autocast of the networks (CUDA or CPU).")
 @click.option("--workers", type=click.IntRange(min=0), help="Data-loading processes (default: 0 on CPU, else up to 8).")
 @click.option("--seed", type=int)
 @click.option("--class-augmentation", type=click.Choice(CLASS_AUGMENTATIONS),

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.nn import MessagePassing
 
+from gcahng.graph.ops import at_least_float32
 from gcahng.graph.registries import EDGE_TO_NODE, EdgeToNodeLayer
 
 
@@ -37,7 +38,7 @@ class _EdgeToSource(EdgeToNodeLayer, MessagePassing):
         return total if self.aggr == "add" else total / B
 
     def message(self, w: Tensor) -> Tensor:
-        return F.gelu(self.lin(w))  # (E, D)
+        return at_least_float32(F.gelu(self.lin(w)))  # (E, D), summed in float32 under autocast
 
 
 @EDGE_TO_NODE.register("sum")

@@ -19,6 +19,7 @@ from gcahng.errors import InputError
 from gcahng.graph import edge_to_node as _edge_to_node  # noqa: F401
 from gcahng.graph import node_to_edge as _node_to_edge  # noqa: F401
 from gcahng.graph import node_to_node as _node_to_node  # noqa: F401
+from gcahng.graph.ops import at_least_float32
 from gcahng.graph.pairs import pair_batch_norm, pair_graph
 from gcahng.graph.registries import EDGE_TO_NODE, NODE_TO_EDGE, NODE_TO_NODE, Skip, reset_parameters_in_order
 from gcahng.hyperparameters import GCLConfig
@@ -188,11 +189,12 @@ class GCL(nn.Module):
             w = data.edge_attr  # (E, D)
             for layer in self.layers:
                 h, w = layer(h, w, data)
-            lam = torch.sigmoid(self.edge_readout(self.edge_bn(w)))  # (E, D)
+            # float32 out of a lower-precision autocast region: CACAI and the losses need it
+            lam = torch.sigmoid(at_least_float32(self.edge_readout(self.edge_bn(w))))  # (E, D)
         else:
             w = edges.edge_attr  # (P, D), one row per unordered pair
             for layer in self.layers:
                 h, w = layer(h, w, data, edges)
-            lam = torch.sigmoid(self.edge_readout(pair_batch_norm(self.edge_bn, w, edges.pairs)))  # (P, D)
-            lam = edges.pairs.expand(lam)  # (E, D)
-        return lam, self.node_classifier(self.node_bn(h))  # (B, num_classes)
+            lam = torch.sigmoid(at_least_float32(self.edge_readout(pair_batch_norm(self.edge_bn, w, edges.pairs))))
+            lam = edges.pairs.expand(lam)  # (P, D) -> (E, D)
+        return lam, at_least_float32(self.node_classifier(self.node_bn(h)))  # (B, num_classes)

@@ -13,7 +13,7 @@ from torch_geometric.data import Data
 from torch_geometric.nn import GATv2Conv, MessagePassing
 
 from gcahng.errors import InputError
-from gcahng.graph.ops import gather_dot, gather_scale
+from gcahng.graph.ops import at_least_float32, gather_dot, gather_scale
 from gcahng.graph.registries import NODE_TO_NODE, NodeToNodeLayer
 from gcahng.graph.softmax import zero_slot_softmax
 
@@ -72,7 +72,7 @@ class NodeAttention(NodeToNodeLayer, MessagePassing):
         return self.lin_out(out.reshape(B, -1))
 
     def _weights(self, q: Tensor, k: Tensor, src: Tensor, dst: Tensor, num_nodes: int) -> Tensor:
-        scores = gather_dot(q, k, dst, src) / math.sqrt(self.head_dim)  # (E', H): <q_dst, k_src>
+        scores = at_least_float32(gather_dot(q, k, dst, src)) / math.sqrt(self.head_dim)  # (E', H): <q_dst, k_src>
         return zero_slot_softmax(scores, dst, num_nodes)
 
     def message(

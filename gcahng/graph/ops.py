@@ -16,7 +16,8 @@ def _take(x: Tensor, index: Tensor | None) -> Tensor:
 
 
 def _put(grad_rows: Tensor, like: Tensor, index: Tensor | None) -> Tensor:
-    return grad_rows if index is None else torch.zeros_like(like).index_add_(0, index, grad_rows)
+    # summed in the gradient's dtype (float32 when autocast gave ``like`` a lower precision)
+    return grad_rows if index is None else grad_rows.new_zeros(like.shape).index_add_(0, index, grad_rows)
 
 
 class _GatherDot(torch.autograd.Function):
@@ -46,6 +47,11 @@ class _GatherScale(torch.autograd.Function):
         grad_weight = (grad * x.index_select(0, index)).sum(-1) if ctx.needs_input_grad[0] else None
         grad_x = _put(grad * weight.unsqueeze(-1), x, index) if ctx.needs_input_grad[1] else None
         return grad_weight, grad_x, None
+
+
+def at_least_float32(x: Tensor) -> Tensor:
+    """``x`` in float32 when autocast gave it a lower precision (float32 and float64 stay as they are)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def gather_dot(x: Tensor, y: Tensor, x_index: Tensor | None, y_index: Tensor | None) -> Tensor:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -9,9 +10,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch_geometric.data import Data
 
+from gcahng.cacai import CandidateGeometry
 from gcahng.errors import GcahngError, InputError
 from gcahng.generator import HardNegativeGenerator
+from gcahng.graph import build_batch_graph
 from gcahng.hyperparameters import StepConfig
 from gcahng.losses import METRIC_LOSSES, generator_loss
 from gcahng.training.optim import Optimizers
@@ -50,6 +54,11 @@ def _clip(module: nn.Module, value: float) -> None:
         nn.utils.clip_grad_value_(grads, value)
 
 
+def _detached(graph: Data) -> Data:
+    """A shallow copy of ``graph`` whose tensors (node features, correlations) are cut from autograd."""
+    return copy.copy(graph).detach()
+
+
 def _require_finite(name: str, value: Tensor) -> None:
     if not bool(torch.isfinite(value).all()):
         shown = f" {float(value.detach())}" if value.numel() == 1 else " NaN or infinite"
@@ -69,7 +78,8 @@ class TrainingStep:
         metric_loss: a metric loss (``METRIC_LOSSES``); default N-pair.
         config: :class:`~gcahng.hyperparameters.StepConfig` (loss weights, clipping, generator mode).
         seed: seed of the CPU generator for CACAI's random weighting.
-        autocast_dtype: run the forward passes under ``torch.autocast`` with this dtype.
+        autocast_dtype: run the embedding network and the GCL under ``torch.autocast`` with this
+            dtype (bfloat16 on the CPU or CUDA); CACAI, the classifier and the losses stay float32.
 
     Calling it returns the loss terms as floats; its ``state_dict`` holds the running means and
     the random generator so that a resumed run continues identically.
@@ -131,13 +141,17 @@ class TrainingStep:
         out["J_m"] = self.metric_loss(z, labels, C, m)
         j_metric = out["J_m"]
         if cfg.mode != "none":
+            # what does not depend on the GCL weights is built once and reused, detached, in step 6
+            geometry = CandidateGeometry.of(z, C, m)
             graph, lam = None, None
             if cfg.mode == "gca":
-                graph, lam, node_logits = gen.correlate(z, labels, C, m)
+                graph = build_batch_graph(z, labels, C, m)
+                with self._autocast(z.device):
+                    _, lam, node_logits = gen.correlate(z, labels, C, m, graph=graph)
                 out["J_gce"] = F.cross_entropy(node_logits, labels)
                 j_metric = j_metric + out["J_gce"]
                 lam = lam.detach()
-            negatives = gen.interpolate(z, lam, self.gamma, labels, C, m, self.rng, graph)
+            negatives = gen.interpolate(z, lam, self.gamma, labels, C, m, self.rng, graph, geometry)
             out["J_syn"] = self.metric_loss.synthetic(z, negatives, labels, C, m)
             j_metric = j_metric + self.synthetic_weight * out["J_syn"]
         out["J_metric"] = j_metric
@@ -162,8 +176,10 @@ class TrainingStep:
 
             # 6: the GCL on J_gen (W_s gets gradients here but is not stepped)
             opt.gcl.zero_grad(set_to_none=True)
-            graph, lam, _ = gen.correlate(z_fixed, labels, C, m)
-            negatives = gen.interpolate(z_fixed, lam, self.gamma, labels, C, m, self.rng, graph)
+            graph = _detached(graph)
+            with self._autocast(z.device):
+                _, lam, _ = gen.correlate(z_fixed, labels, C, m, graph=graph)
+            negatives = gen.interpolate(z_fixed, lam, self.gamma, labels, C, m, self.rng, graph, geometry.detach())
             out.update(generator_loss(z_fixed, lam, negatives, gen.classifier(negatives.embeddings),
                                       cfg.loss_weights, graph=graph))
             _require_finite("J_gen", out["J_gen"])

@@ -20,7 +20,8 @@ from gcahng.graph.batch_graph import check_row_major
 
 @dataclass(frozen=True)
 class SyntheticNegatives:
-    """``m*C*C`` synthetic negatives in row order ``t*C*C + a*C + n``.
+    """``m*C*C`` synthetic negatives in row order ``t*C*C + a*C + n`` (``m*C_a*C`` when made
+    for the anchors of ``C_a`` class slots only, see :func:`cacai`).
 
     Attributes:
         embeddings: (m*C*C, D) negative of anchor ``(t, a)`` for class slot ``n``.
@@ -53,29 +54,33 @@ def _mixing_weights(
     return u.to(device=like.device, dtype=like.dtype)
 
 
-def interpolate_candidates(z: Tensor, lam: Tensor | None, gamma: float, C: int, m: int) -> Tensor:
+def interpolate_candidates(
+    z: Tensor, lam: Tensor | None, gamma: float, C: int, m: int, anchor_slots: slice = slice(None)
+) -> Tensor:
     """Per-candidate interpolation ``zhat^(s)_{a,n}`` before mixing.
 
     Args:
         z: (B, D) chunk-major embeddings, ``B = C*m``.
-        lam: (B*B, D) interpolation vectors in row-major edge order (source = anchor,
-            target = candidate), or ``None`` for ``lambda = 1`` (HDML's interpolation).
+        lam: (m*C_a*B, D) interpolation vectors in row-major edge order (source = anchor,
+            target = candidate) for the anchors of ``anchor_slots`` (``C_a`` class slots in every
+            chunk; all of them by default), or ``None`` for ``lambda = 1`` (HDML's interpolation).
         gamma: hardness scale in (0, 1].
     Returns:
-        (m, C, m, C, D) indexed ``[t, a, s, n]``.
+        (m, C_a, m, C, D) indexed ``[t, a, s, n]``.
     """
     B, D = z.shape
     Z = z.view(m, C, D)
-    d_pos = (Z - Z.roll(-1, dims=0)).norm(dim=-1)[:, :, None, None, None]  # (m, C, 1, 1, 1): ||z_a - z_p||
+    A = Z[:, anchor_slots]  # (m, C_a, D) anchors
+    d_pos = (A - A.roll(-1, dims=0)).norm(dim=-1)[:, :, None, None, None]  # (m, C_a, 1, 1, 1): ||z_a - z_p||
     cand = Z[None, None]  # (1, 1, m, C, D): z_(s,n)
-    diff = cand - Z[:, :, None, None]  # (m, C, m, C, D): z_sn - z_a
+    diff = cand - A[:, :, None, None]  # (m, C_a, m, C, D): z_sn - z_a
     d_neg = diff.norm(dim=-1, keepdim=True)  # (m, C, m, C, 1)
     harder = d_neg > d_pos
     # r is evaluated only where d- > d+ (select, never multiply a mask: d- can be 0)
     d_neg_safe = torch.where(harder, d_neg, torch.ones_like(d_neg))
-    scale = gamma if lam is None else gamma * lam.view(m, C, m, C, D)
+    scale = gamma if lam is None else gamma * lam.view(m, A.shape[1], m, C, D)
     r = (d_pos + (d_neg_safe - d_pos) * scale) / d_neg_safe
-    return torch.where(harder, Z[:, :, None, None] + r * diff, cand)
+    return torch.where(harder, A[:, :, None, None] + r * diff, cand)
 
 
 def cacai(
@@ -89,6 +94,7 @@ def cacai(
     graph: Data | None = None,
     random_weighting: RandomWeighting = "shared",
     generator: torch.Generator | None = None,
+    anchor_slots: slice | None = None,
 ) -> SyntheticNegatives:
     """Synthesise hard negatives (method.md §4).
 
@@ -101,6 +107,10 @@ def cacai(
             layout and edges must be the complete row-major ones (:func:`~gcahng.graph.check_row_major`).
         random_weighting: ``"shared"`` (reference) or ``"per-pair"``.
         generator: CPU random generator for the mixing weights.
+        anchor_slots: only the anchors of these class slots (in every chunk): one rank's part of a
+            batch over several ranks; ``lam`` then holds their rows and ``graph`` is the rank's
+            :class:`~gcahng.distributed.graph.RowsGraph`. The random draws are those of the whole
+            batch, so every rank's generator stays in step. Rows ``t*C_a*C + a*C + n``.
     """
     C, m = classes_per_batch, per_class
     B, D = z.shape
@@ -109,21 +119,30 @@ def cacai(
     if lam is not None:
         if graph is None:
             raise InputError("CACAI needs the batch graph lambda was computed on (graph=...) to check its edge order")
-        check_row_major(graph, lam, "CACAI", classes_per_batch=C, per_class=m)
+        if anchor_slots is None:
+            check_row_major(graph, lam, "CACAI", classes_per_batch=C, per_class=m)
+        else:
+            from gcahng.distributed.graph import check_rows
+
+            check_rows(graph, lam, "CACAI")
         if lam.shape[1] != D:
             raise InputError(f"lambda must have shape ({B * B}, {D}), got {tuple(lam.shape)}")
-    zhat = interpolate_candidates(z, lam, gamma, C, m)  # (m, C, m, C, D) [t, a, s, n]
-    u = _mixing_weights(m, C, random_weighting, generator, z)
+    slots = torch.arange(C, device=z.device)
+    anchors = slots if anchor_slots is None else slots[anchor_slots]  # (C_a,) global slots
+    zhat = interpolate_candidates(z, lam, gamma, C, m, slice(None) if anchor_slots is None else anchor_slots)
+    u = _mixing_weights(m, C, random_weighting, generator, z)  # [t, s, a, n] or shared
+    if anchor_slots is not None and u.shape[2] > 1:
+        u = u[:, :, anchor_slots]
     acc = zhat[:, :, 0]  # (m, C, C, D) [t, a, n]
     for s in range(1, m):
         acc = zhat[:, :, s] + u[:, s - 1] * (acc - zhat[:, :, s])
 
-    slots = torch.arange(C, device=z.device)
-    own = (slots[:, None] == slots[None, :]).expand(m, C, C)  # [t, a, n]: n == a
-    anchor = (torch.arange(m, device=z.device)[:, None] * C + slots[None, :])  # (m, C)
+    Ca = anchors.numel()
+    own = (anchors[:, None] == slots[None, :]).expand(m, Ca, C)  # [t, a, n]: n == a
+    anchor = (torch.arange(m, device=z.device)[:, None] * C + anchors[None, :])  # (m, C_a)
     return SyntheticNegatives(
-        embeddings=acc.reshape(m * C * C, D),
-        labels=labels[:C].repeat(m * C),
+        embeddings=acc.reshape(m * Ca * C, D),
+        labels=labels[:C].repeat(m * Ca),
         own_class=own.reshape(-1),
-        anchor_index=anchor[:, :, None].expand(m, C, C).reshape(-1),
+        anchor_index=anchor[:, :, None].expand(m, Ca, C).reshape(-1),
     )

@@ -92,11 +92,13 @@ class HardNegativeGenerator(nn.Module):
         per_class: int,
         generator: torch.Generator | None = None,
         graph: Data | None = None,
+        anchor_slots: slice | None = None,
     ) -> SyntheticNegatives:
-        """CACAI with this generator's random-weighting mode; ``graph``: the one ``lam`` was computed on."""
+        """CACAI with this generator's random-weighting mode; ``graph``: the one ``lam`` was computed
+        on; ``anchor_slots``: one rank's anchors only (see :func:`~gcahng.cacai.cacai`)."""
         return cacai(
             z, lam, gamma, labels, classes_per_batch, per_class,
-            graph=graph, random_weighting=self.random_weighting, generator=generator,
+            graph=graph, random_weighting=self.random_weighting, generator=generator, anchor_slots=anchor_slots,
         )
 
     def load_reference_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:

@@ -117,7 +117,9 @@ class GCL(nn.Module):
         config: ``K`` iterations, ``H`` heads (``dim % heads == 0``), the layer names and the
             dropout (:class:`~gcahng.hyperparameters.GCLConfig`; the defaults are the reference).
     ``forward(data) -> (lam, node_logits)``: ``lam`` (E, D) in ``(0, 1)`` in the edge order of
-    ``data.edge_index``; ``node_logits`` (B, num_classes).
+    ``data.edge_index``; ``node_logits`` (B, num_classes). ``data`` may also be one rank's
+    :class:`~gcahng.distributed.graph.RowsGraph` of a graph over all ranks: then ``lam`` and
+    ``node_logits`` are the rows of that rank's nodes (:func:`~gcahng.distributed.graph.gcl_rows`).
     """
 
     def __init__(self, dim: int, num_classes: int, config: GCLConfig = GCLConfig()) -> None:
@@ -148,6 +150,10 @@ class GCL(nn.Module):
         return f"dim={self.dim}, num_classes={self.num_classes}, iterations={len(self.layers)}"
 
     def forward(self, data: Data) -> tuple[Tensor, Tensor]:
+        if getattr(data, "spans_ranks", False):  # a rank's rows of a graph over all ranks
+            from gcahng.distributed.graph import gcl_rows
+
+            return gcl_rows(self, data)
         if data.x.shape[1] != self.dim:
             raise InputError(f"graph node features have size {data.x.shape[1]}, GCL expects {self.dim}")
         h = self.reduce(data.x)  # (B, D)

@@ -36,6 +36,7 @@ class Setup:
     random_weighting: str = "shared"
     gcl_iterations: int = 2
     heads: int = 2
+    layers: tuple[str, str, str] = ("attention", "sum", "attention")  # node-to-node, edge-to-node, node-to-edge
     seed: int = 0
 
 
@@ -69,7 +70,8 @@ def build(setup: Setup, dist_ctx: DistContext | None = None):
     model = EmbeddingModel(TanhCNN(setup.size), spec).double()
     generator = HardNegativeGenerator(
         setup.dim, setup.num_classes,
-        GeneratorConfig(GCLConfig(iterations=setup.gcl_iterations, heads=setup.heads, dropout=0.0),
+        GeneratorConfig(GCLConfig(iterations=setup.gcl_iterations, heads=setup.heads, node_to_node=setup.layers[0],
+                                  edge_to_node=setup.layers[1], node_to_edge=setup.layers[2], dropout=0.0),
                         random_weighting=setup.random_weighting),
     ).double()
     metric_loss = METRIC_LOSSES.get(setup.metric_loss)(num_classes=setup.num_classes, embedding_dim=setup.dim).double()

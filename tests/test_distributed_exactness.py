@@ -17,6 +17,7 @@ SCENARIOS = [
     Scenario("npair", Setup()),  # J_m and J_syn split by anchor rows
     Scenario("proxy_anchor", Setup(metric_loss="proxy_anchor", random_weighting="per-pair")),  # on the gathered batch
     Scenario("ddp", Setup(), ddp=True),  # embedding network and W_s in DDP, the GCL averaged by the step
+    Scenario("layers", Setup(layers=("gat", "mean", "mlp"), gcl_iterations=1)),  # other registered layers
     Scenario("local", Setup(), graph_scope="local"),
 ]
 
@@ -38,7 +39,7 @@ def _assert_state_close(actual: dict, expected: dict) -> None:
         assert err <= ATOL, f"{name}: off by {err:.3g} beyond {RTOL:g} relative"
 
 
-@pytest.mark.parametrize("name", ["npair", "proxy_anchor", "ddp"])
+@pytest.mark.parametrize("name", ["npair", "proxy_anchor", "ddp", "layers"])
 def test_global_graph_equals_one_process(spawned, name):
     world_size, ranks = spawned
     scenario = next(s for s in SCENARIOS if s.name == name)

@@ -19,7 +19,7 @@ from gcahng.losses import METRIC_LOSSES
 from gcahng.models import EmbeddingModel
 from gcahng.models.backbone import Backbone
 from gcahng.models.spec import ModelSpec
-from gcahng.training import TrainingStep, build_optimizers
+from gcahng.training import NonFiniteLossError, TrainingStep, build_optimizers
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Setup:
     gcl_iterations: int = 2
     heads: int = 2
     layers: tuple[str, str, str] = ("attention", "sum", "attention")  # node-to-node, edge-to-node, node-to-edge
+    mode: str = "gca"  # the generator mode
     seed: int = 0
 
 
@@ -76,8 +77,8 @@ def build(setup: Setup, dist_ctx: DistContext | None = None):
     ).double()
     metric_loss = METRIC_LOSSES.get(setup.metric_loss)(num_classes=setup.num_classes, embedding_dim=setup.dim).double()
     optimizers = build_optimizers(model, generator, base_lr=1e-2, gnn_lr=1e-2, metric_loss=metric_loss)
-    step = TrainingStep(model, generator, optimizers, metric_loss, StepConfig(LossWeights(alpha=5.0, beta=20.0)),
-                        seed=setup.seed, dist=dist_ctx)
+    config = StepConfig(LossWeights(alpha=5.0, beta=20.0), mode=setup.mode)
+    step = TrainingStep(model, generator, optimizers, metric_loss, config, seed=setup.seed, dist=dist_ctx)
     step.running.j_m, step.running.j_gen = 2.0, 3.0  # as after a first epoch: the synthetic term is on
     return model, generator, metric_loss, step
 
@@ -125,6 +126,7 @@ class Scenario:
     setup: Setup
     graph_scope: str = "global"
     ddp: bool = False
+    nan_rank: int | None = None  # this rank's first images are NaN: the step must stop on every rank
 
 
 def _run_rank(rank: int, world_size: int, scenario: Scenario) -> dict:
@@ -137,10 +139,15 @@ def _run_rank(rank: int, world_size: int, scenario: Scenario) -> dict:
         step.model = DDP(model)
         generator.classifier = DDP(generator.classifier)
     local = setup.classes_per_batch // world_size
-    values = [
-        step(rank_slice(x, rank, world_size, setup), rank_slice(y, rank, world_size, setup), local, setup.per_class)
-        for x, y in global_batches(setup)
-    ]
+    values = []
+    for x, y in global_batches(setup):
+        x = rank_slice(x, rank, world_size, setup)
+        if rank == scenario.nan_rank:
+            x = torch.full_like(x, float("nan"))
+        try:
+            values.append(step(x, rank_slice(y, rank, world_size, setup), local, setup.per_class))
+        except NonFiniteLossError as error:
+            return {"error": str(error)}
     if scenario.ddp:
         generator.classifier = generator.classifier.module
     return {"state": state_of(model, generator, metric_loss), "values": values}

@@ -18,7 +18,9 @@ SCENARIOS = [
     Scenario("proxy_anchor", Setup(metric_loss="proxy_anchor", random_weighting="per-pair")),  # on the gathered batch
     Scenario("ddp", Setup(), ddp=True),  # embedding network and W_s in DDP, the GCL averaged by the step
     Scenario("layers", Setup(layers=("gat", "mean", "mlp"), gcl_iterations=1)),  # other registered layers
+    Scenario("hdml", Setup(mode="hdml")),  # CACAI with lambda = 1, no graph network
     Scenario("local", Setup(), graph_scope="local"),
+    Scenario("nan", Setup(), graph_scope="local", nan_rank=1),
 ]
 
 
@@ -39,7 +41,7 @@ def _assert_state_close(actual: dict, expected: dict) -> None:
         assert err <= ATOL, f"{name}: off by {err:.3g} beyond {RTOL:g} relative"
 
 
-@pytest.mark.parametrize("name", ["npair", "proxy_anchor", "ddp", "layers"])
+@pytest.mark.parametrize("name", ["npair", "proxy_anchor", "ddp", "layers", "hdml"])
 def test_global_graph_equals_one_process(spawned, name):
     world_size, ranks = spawned
     scenario = next(s for s in SCENARIOS if s.name == name)
@@ -78,3 +80,9 @@ def test_local_scope_is_one_independent_graph_per_rank(spawned):
     for rank in ranks[1:]:
         for k in params:
             assert torch.equal(rank["local"]["state"][k], ranks[0]["local"]["state"][k]), k
+
+
+def test_a_nan_on_one_rank_stops_every_rank_naming_it(spawned):
+    world_size, ranks = spawned
+    for rank in ranks:
+        assert "the embeddings became NaN or infinite on rank 1;" in rank["nan"]["error"]

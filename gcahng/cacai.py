@@ -20,7 +20,8 @@ from gcahng.graph.batch_graph import check_row_major
 
 @dataclass(frozen=True)
 class SyntheticNegatives:
-    """``m*C*C`` synthetic negatives in row order ``t*C*C + a*C + n``.
+    """``m*C*C`` synthetic negatives in row order ``t*C*C + a*C + n`` (``m*C_a*C`` when made
+    for the anchors of ``C_a`` class slots only, see :func:`cacai`).
 
     Attributes:
         embeddings: (m*C*C, D) negative of anchor ``(t, a)`` for class slot ``n``.
@@ -73,12 +74,16 @@ class CandidateGeometry:
     d_neg: Tensor
 
     @classmethod
-    def of(cls, z: Tensor, classes_per_batch: int, per_class: int) -> CandidateGeometry:
-        """The geometry of chunk-major embeddings ``z`` (B, D), ``B = C*m``."""
+    def of(cls, z: Tensor, classes_per_batch: int, per_class: int,
+           anchor_slots: slice = slice(None)) -> CandidateGeometry:
+        """The geometry of chunk-major embeddings ``z`` (B, D), ``B = C*m``, for the anchors of
+        ``anchor_slots`` (``C_a`` class slots in every chunk; all by default): ``C`` becomes ``C_a``
+        in the anchor axis of the shapes above."""
         C, m = classes_per_batch, per_class
         Z = z.view(m, C, z.shape[1])
-        anchors, candidates = Z[:, :, None, None], Z[None, None]
-        d_pos = (Z - Z.roll(-1, dims=0)).norm(dim=-1)[:, :, None, None, None]
+        A = Z[:, anchor_slots]  # (m, C_a, D)
+        anchors, candidates = A[:, :, None, None], Z[None, None]
+        d_pos = (A - A.roll(-1, dims=0)).norm(dim=-1)[:, :, None, None, None]
         diff = candidates - anchors
         d_neg = diff.norm(dim=-1, keepdim=True)
         harder = d_neg > d_pos
@@ -90,24 +95,27 @@ class CandidateGeometry:
 
 
 def interpolate_candidates(
-    z: Tensor, lam: Tensor | None, gamma: float, C: int, m: int, geometry: CandidateGeometry | None = None
+    z: Tensor, lam: Tensor | None, gamma: float, C: int, m: int, anchor_slots: slice = slice(None),
+    geometry: CandidateGeometry | None = None,
 ) -> Tensor:
     """Per-candidate interpolation ``zhat^(s)_{a,n}`` before mixing.
 
     Args:
         z: (B, D) chunk-major embeddings, ``B = C*m``.
-        lam: (B*B, D) interpolation vectors in row-major edge order (source = anchor,
-            target = candidate), or ``None`` for ``lambda = 1`` (HDML's interpolation).
+        lam: (m*C_a*B, D) interpolation vectors in row-major edge order (source = anchor,
+            target = candidate) for the anchors of ``anchor_slots`` (``C_a`` class slots in every
+            chunk; all of them by default), or ``None`` for ``lambda = 1`` (HDML's interpolation).
         gamma: hardness scale in (0, 1].
-        geometry: ``CandidateGeometry.of(z, C, m)`` when already computed.
+        geometry: ``CandidateGeometry.of(z, C, m, anchor_slots)`` when already computed.
     Returns:
-        (m, C, m, C, D) indexed ``[t, a, s, n]``.
+        (m, C_a, m, C, D) indexed ``[t, a, s, n]``.
     """
-    B, D = z.shape
-    g = geometry if geometry is not None else CandidateGeometry.of(z, C, m)
-    if tuple(g.diff.shape) != (m, C, m, C, D):
-        raise InputError(f"the candidate geometry is for shape {tuple(g.diff.shape)}, expected {(m, C, m, C, D)}")
-    scale = gamma if lam is None else gamma * lam.view(m, C, m, C, D)
+    D = z.shape[1]
+    g = geometry if geometry is not None else CandidateGeometry.of(z, C, m, anchor_slots)
+    Ca = g.anchors.shape[1]
+    if tuple(g.diff.shape) != (m, Ca, m, C, D) or Ca != len(range(C)[anchor_slots]):
+        raise InputError(f"the candidate geometry is for shape {tuple(g.diff.shape)}, expected {(m, Ca, m, C, D)}")
+    scale = gamma if lam is None else gamma * lam.view(m, Ca, m, C, D)
     r = (g.d_pos + (g.d_neg - g.d_pos) * scale) / g.d_neg
     return torch.where(g.harder, g.anchors + r * g.diff, g.candidates)
 
@@ -123,6 +131,7 @@ def cacai(
     graph: Data | None = None,
     random_weighting: RandomWeighting = "shared",
     generator: torch.Generator | None = None,
+    anchor_slots: slice | None = None,
     geometry: CandidateGeometry | None = None,
 ) -> SyntheticNegatives:
     """Synthesise hard negatives (method.md §4).
@@ -136,8 +145,12 @@ def cacai(
             layout and edges must be the complete row-major ones (:func:`~gcahng.graph.check_row_major`).
         random_weighting: ``"shared"`` (reference) or ``"per-pair"``.
         generator: CPU random generator for the mixing weights.
-        geometry: ``CandidateGeometry.of(z, C, m)`` when already computed (the values, not the
-            autograd graph, must be those of ``z``).
+        anchor_slots: only the anchors of these class slots (in every chunk): one rank's part of a
+            batch over several ranks; ``lam`` then holds their rows and ``graph`` is the rank's
+            :class:`~gcahng.distributed.graph.RowsGraph`. The random draws are those of the whole
+            batch, so every rank's generator stays in step. Rows ``t*C_a*C + a*C + n``.
+        geometry: ``CandidateGeometry.of(z, C, m, anchor_slots)`` when already computed (the
+            values, not the autograd graph, must be those of ``z``).
     """
     C, m = classes_per_batch, per_class
     B, D = z.shape
@@ -146,21 +159,31 @@ def cacai(
     if lam is not None:
         if graph is None:
             raise InputError("CACAI needs the batch graph lambda was computed on (graph=...) to check its edge order")
-        check_row_major(graph, lam, "CACAI", classes_per_batch=C, per_class=m)
+        if anchor_slots is None:
+            check_row_major(graph, lam, "CACAI", classes_per_batch=C, per_class=m)
+        else:
+            from gcahng.distributed.graph import check_rows
+
+            check_rows(graph, lam, "CACAI")
         if lam.shape[1] != D:
             raise InputError(f"lambda must have shape ({B * B}, {D}), got {tuple(lam.shape)}")
-    zhat = interpolate_candidates(z, lam, gamma, C, m, geometry)  # (m, C, m, C, D) [t, a, s, n]
-    u = _mixing_weights(m, C, random_weighting, generator, z)
+    slots = torch.arange(C, device=z.device)
+    anchors = slots if anchor_slots is None else slots[anchor_slots]  # (C_a,) global slots
+    zhat = interpolate_candidates(z, lam, gamma, C, m, slice(None) if anchor_slots is None else anchor_slots,
+                                  geometry)
+    u = _mixing_weights(m, C, random_weighting, generator, z)  # [t, s, a, n] or shared
+    if anchor_slots is not None and u.shape[2] > 1:
+        u = u[:, :, anchor_slots]
     acc = zhat[:, :, 0]  # (m, C, C, D) [t, a, n]
     for s in range(1, m):
         acc = zhat[:, :, s] + u[:, s - 1] * (acc - zhat[:, :, s])
 
-    slots = torch.arange(C, device=z.device)
-    own = (slots[:, None] == slots[None, :]).expand(m, C, C)  # [t, a, n]: n == a
-    anchor = (torch.arange(m, device=z.device)[:, None] * C + slots[None, :])  # (m, C)
+    Ca = anchors.numel()
+    own = (anchors[:, None] == slots[None, :]).expand(m, Ca, C)  # [t, a, n]: n == a
+    anchor = (torch.arange(m, device=z.device)[:, None] * C + anchors[None, :])  # (m, C_a)
     return SyntheticNegatives(
-        embeddings=acc.reshape(m * C * C, D),
-        labels=labels[:C].repeat(m * C),
+        embeddings=acc.reshape(m * Ca * C, D),
+        labels=labels[:C].repeat(m * Ca),
         own_class=own.reshape(-1),
-        anchor_index=anchor[:, :, None].expand(m, C, C).reshape(-1),
+        anchor_index=anchor[:, :, None].expand(m, Ca, C).reshape(-1),
     )

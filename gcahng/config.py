@@ -26,7 +26,15 @@ from typing import Any, Literal
 
 import yaml
 
-from gcahng.choices import ClassAugmentation, EdgeDropout, GeneratorMode, RandomWeighting, Selection, SelectionMetric
+from gcahng.choices import (
+    ClassAugmentation,
+    EdgeDropout,
+    GeneratorMode,
+    GraphScope,
+    RandomWeighting,
+    Selection,
+    SelectionMetric,
+)
 from gcahng.errors import ConfigError
 from gcahng.hyperparameters import GCLConfig, GeneratorConfig, LossWeights, StepConfig
 from gcahng.user_paths import describe, regular_file
@@ -110,6 +118,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     amp: bool = False  # bfloat16 autocast of the embedding network and the GCL (CUDA or CPU)
+    graph_scope: GraphScope = "global"  # under torchrun: one graph over all ranks, or one per rank
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -94,13 +94,16 @@ class HardNegativeGenerator(nn.Module):
         per_class: int,
         generator: torch.Generator | None = None,
         graph: Data | None = None,
+        anchor_slots: slice | None = None,
         geometry: CandidateGeometry | None = None,
     ) -> SyntheticNegatives:
-        """CACAI with this generator's random-weighting mode; ``graph``: the one ``lam`` was computed on;
-        ``geometry``: ``CandidateGeometry.of(z, C, m)`` when already computed."""
+        """CACAI with this generator's random-weighting mode; ``graph``: the one ``lam`` was computed
+        on; ``anchor_slots``: one rank's anchors only (see :func:`~gcahng.cacai.cacai`); ``geometry``:
+        ``CandidateGeometry.of(z, C, m, anchor_slots)`` when already computed."""
         return cacai(
             z, lam, gamma, labels, classes_per_batch, per_class,
-            graph=graph, random_weighting=self.random_weighting, generator=generator, geometry=geometry,
+            graph=graph, random_weighting=self.random_weighting, generator=generator, anchor_slots=anchor_slots,
+            geometry=geometry,
         )
 
     def load_reference_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:

@@ -134,7 +134,10 @@ class GCL(nn.Module):
             dropout and how it is drawn (:class:`~gcahng.hyperparameters.GCLConfig`; the defaults
             are the reference layers, with ``edge_dropout="paired"``).
     ``forward(data) -> (lam, node_logits)``: ``lam`` (E, D) in ``(0, 1)`` in the edge order of
-    ``data.edge_index``; ``node_logits`` (B, num_classes).
+    ``data.edge_index``; ``node_logits`` (B, num_classes). ``data`` may also be one rank's
+    :class:`~gcahng.distributed.graph.RowsGraph` of a graph over all ranks: then ``lam`` and
+    ``node_logits`` are the rows of that rank's nodes (:func:`~gcahng.distributed.graph.gcl_rows`);
+    such a graph always takes the ordered computation.
 
     The edges are computed once per unordered pair (half the work and memory) when every layer
     preserves symmetry, ``data`` is the complete row-major graph with symmetric ``edge_attr``, and
@@ -181,6 +184,10 @@ class GCL(nn.Module):
         return pair_graph(data)
 
     def forward(self, data: Data) -> tuple[Tensor, Tensor]:
+        if getattr(data, "spans_ranks", False):  # a rank's rows of a graph over all ranks
+            from gcahng.distributed.graph import gcl_rows
+
+            return gcl_rows(self, data)
         if data.x.shape[1] != self.dim:
             raise InputError(f"graph node features have size {data.x.shape[1]}, GCL expects {self.dim}")
         h = self.reduce(data.x)  # (B, D)

@@ -20,9 +20,15 @@ class MetricLoss(nn.Module):
     Built as ``cls(num_classes=K, embedding_dim=D)``, each keyword given only if the constructor
     takes it. ``lr_multiplier``: learning-rate factor of the loss's own parameters (proxies)
     relative to the embedding head, read by :func:`gcahng.training.build_optimizers`.
+    ``splits_by_anchor_rows``: see below.
     """
 
     lr_multiplier: ClassVar[float] = 1.0
+    #: True when ``forward`` and ``synthetic`` take ``anchor_slots=slice`` (score only those
+    #: anchors' rows, normalised by the whole batch's counts, from negatives made for them):
+    #: a distributed step then splits the loss by rows; otherwise every rank computes it on
+    #: the gathered global batch.
+    splits_by_anchor_rows: ClassVar[bool] = False
 
     def forward(self, z: Tensor, labels: Tensor, classes_per_batch: int, per_class: int) -> Tensor:
         """``J_m`` (scalar) of the chunk-major batch ``z`` (C*m, D) with ``labels`` (C*m,)."""

@@ -20,9 +20,13 @@ ClassAugmentation = Literal["none", "rot90", "dihedral"]
 Selection = Literal["val", "test", "last"]
 #: The score compared for model selection.
 SelectionMetric = Literal["recall@1", "map@r"]
+#: Under torchrun: ``global``, one batch graph over the whole global batch of all ranks (the
+#: method; the default); ``local``, one independent graph per rank over its own slice (cheaper).
+GraphScope = Literal["global", "local"]
 
 GENERATOR_MODES: tuple[str, ...] = get_args(GeneratorMode)
 RANDOM_WEIGHTINGS: tuple[str, ...] = get_args(RandomWeighting)
 CLASS_AUGMENTATIONS: tuple[str, ...] = get_args(ClassAugmentation)
 SELECTIONS: tuple[str, ...] = get_args(Selection)
 SELECTION_METRICS: tuple[str, ...] = get_args(SelectionMetric)
+GRAPH_SCOPES: tuple[str, ...] = get_args(GraphScope)

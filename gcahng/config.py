@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import yaml
 
-from gcahng.choices import ClassAugmentation, GeneratorMode, RandomWeighting, Selection, SelectionMetric
+from gcahng.choices import ClassAugmentation, GeneratorMode, GraphScope, RandomWeighting, Selection, SelectionMetric
 from gcahng.errors import ConfigError
 from gcahng.hyperparameters import GCLConfig, GeneratorConfig, LossWeights, StepConfig
 
@@ -108,6 +108,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     amp: bool = False  # bfloat16 autocast of the embedding network (CUDA or CPU)
+    graph_scope: GraphScope = "global"  # under torchrun: one graph over all ranks, or one per rank
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gcahng.distributed.context import DistContext
+from gcahng.distributed.runtime import average_gradients, failed_ranks
 from gcahng.errors import GcahngError, InputError
 from gcahng.generator import HardNegativeGenerator
 from gcahng.hyperparameters import StepConfig
@@ -50,13 +52,25 @@ def _clip(module: nn.Module, value: float) -> None:
         nn.utils.clip_grad_value_(grads, value)
 
 
-def _require_finite(name: str, value: Tensor) -> None:
-    if not bool(torch.isfinite(value).all()):
+def _require_finite(name: str, value: Tensor, dist: DistContext | None = None) -> None:
+    """Raise :class:`NonFiniteLossError` when ``value`` is not finite; under ``dist`` on every
+    rank together, naming the ranks where it is not (all ranks call this at the same points)."""
+    finite = bool(torch.isfinite(value).all())
+    if dist is None or dist.world_size == 1:
+        if finite:
+            return
+        where = ""
         shown = f" {float(value.detach())}" if value.numel() == 1 else " NaN or infinite"
-        raise NonFiniteLossError(
-            f"{name} became{shown}; stopping before any update from it "
-            "(lower the learning rate or check the inputs)"
-        )
+    else:
+        ranks = failed_ranks(not finite, dist.group)
+        if not ranks:
+            return
+        where = f" on rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))}"
+        shown = " NaN or infinite"
+    raise NonFiniteLossError(
+        f"{name} became{shown}{where}; stopping before any update from it "
+        "(lower the learning rate or check the inputs)"
+    )
 
 
 class TrainingStep:
@@ -70,6 +84,9 @@ class TrainingStep:
         config: :class:`~gcahng.hyperparameters.StepConfig` (loss weights, clipping, generator mode).
         seed: seed of the CPU generator for CACAI's random weighting.
         autocast_dtype: run the forward passes under ``torch.autocast`` with this dtype.
+        dist: this rank's place in a distributed run (``images`` are then its slice of the
+            global batch); ``model`` is then DDP-wrapped and the other parts' gradients are
+            averaged over the ranks here.
 
     Calling it returns the loss terms as floats; its ``state_dict`` holds the running means and
     the random generator so that a resumed run continues identically.
@@ -85,6 +102,7 @@ class TrainingStep:
         *,
         seed: int = 0,
         autocast_dtype: torch.dtype | None = None,
+        dist: DistContext | None = None,
     ) -> None:
         self.model, self.generator, self.optimizers = model, generator, optimizers
         self.metric_loss = metric_loss if metric_loss is not None else METRIC_LOSSES.get("npair")()
@@ -92,6 +110,7 @@ class TrainingStep:
         self.running = RunningMeans()
         self.rng = torch.Generator().manual_seed(seed)
         self.autocast_dtype = autocast_dtype
+        self.dist = dist
 
     @property
     def gamma(self) -> float:
@@ -127,7 +146,7 @@ class TrainingStep:
         z = z.float()
         if z.dim() != 2 or z.shape[0] != labels.shape[0]:
             raise InputError(f"the embedding network returned shape {tuple(z.shape)}, expected ({labels.shape[0]}, D)")
-        _require_finite("the embeddings", z)
+        _require_finite("the embeddings", z, self.dist)
         out["J_m"] = self.metric_loss(z, labels, C, m)
         j_metric = out["J_m"]
         if cfg.mode != "none":
@@ -141,14 +160,16 @@ class TrainingStep:
             out["J_syn"] = self.metric_loss.synthetic(z, negatives, labels, C, m)
             j_metric = j_metric + self.synthetic_weight * out["J_syn"]
         out["J_metric"] = j_metric
-        _require_finite("J_metric", j_metric)
+        _require_finite("J_metric", j_metric, self.dist)
         opt.embedding.zero_grad(set_to_none=True)
         opt.gcl.zero_grad(set_to_none=True)
         j_metric.backward()
+        self._average(self.metric_loss)
         _clip(self.model, cfg.grad_clip)
         _clip(self.metric_loss, cfg.grad_clip)
         opt.embedding.step()
         if cfg.mode == "gca":
+            self._average(gen.gcl)
             _clip(gen.gcl, cfg.grad_clip)
             opt.gcl.step()
 
@@ -156,8 +177,9 @@ class TrainingStep:
             z_fixed = z.detach()
             opt.classifier.zero_grad(set_to_none=True)
             out["J_cls"] = cfg.loss_weights.cls_weight * F.cross_entropy(gen.classifier(z_fixed), labels)
-            _require_finite("J_cls", out["J_cls"])
+            _require_finite("J_cls", out["J_cls"], self.dist)
             out["J_cls"].backward()
+            self._average(gen.classifier)
             opt.classifier.step()
 
             # 6: the GCL on J_gen (W_s gets gradients here but is not stepped)
@@ -166,8 +188,9 @@ class TrainingStep:
             negatives = gen.interpolate(z_fixed, lam, self.gamma, labels, C, m, self.rng, graph)
             out.update(generator_loss(z_fixed, lam, negatives, gen.classifier(negatives.embeddings),
                                       cfg.loss_weights, graph=graph))
-            _require_finite("J_gen", out["J_gen"])
+            _require_finite("J_gen", out["J_gen"], self.dist)
             out["J_gen"].backward()
+            self._average(gen.gcl)
             _clip(gen.gcl, cfg.grad_clip)
             opt.gcl.step()
 
@@ -177,6 +200,13 @@ class TrainingStep:
         if "J_gen" in values:
             self.running.add("j_gen", values["J_gen"])
         return values
+
+    def _average(self, module: nn.Module) -> None:
+        """Average ``module``'s gradients over the ranks: the parts other than the DDP-wrapped
+        embedding network (the GCL's two passes use different parameters, which DDP without
+        ``find_unused_parameters`` cannot follow)."""
+        if self.dist is not None and self.dist.world_size > 1:
+            average_gradients(module, self.dist.group)
 
     def end_epoch(self) -> None:
         """Roll the running means over: this epoch's means become ``Jbar_m``, ``Jbar_gen``."""

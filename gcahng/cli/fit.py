@@ -75,7 +75,7 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
     """Train on DATASET (default: the embedded digits set) and print the test table of best.pt."""
     from gcahng.cli.run_config import start_config
     from gcahng.config import DEFAULT_DATASET, load_config, parse_assignments
-    from gcahng.distributed.runtime import broadcast, process_group, runtime_from_env
+    from gcahng.distributed.runtime import broadcast, process_group, restart_warning, runtime_from_env
     from gcahng.errors import ConfigError
     from gcahng.locking import folder_lock
     from gcahng.training.baselines import DEFAULT_BASELINE_DATASETS, baseline_lines, baseline_metrics
@@ -84,6 +84,8 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
 
     runtime = runtime_from_env()
     echo = click.echo if runtime.is_main else _silent
+    if runtime.distributed and (warning := restart_warning()):
+        echo(warning)
     overrides = {_FIELD_OPTIONS[k]: v for k, v in options.items() if v is not None}
     if no_pretrained:
         overrides["pretrained"] = False

@@ -61,6 +61,17 @@ def runtime_from_env(environ: Mapping[str, str] = os.environ) -> Runtime:
     return Runtime(rank, world_size, local_rank, distributed=True)
 
 
+def restart_warning(environ: Mapping[str, str] = os.environ) -> str | None:
+    """A warning when torchrun may restart the workers (``--max-restarts``) while sharing its
+    rendezvous store with them: the restarted group then finds the previous group's keys and
+    hangs or fails in ``init_process_group`` (pytorch/pytorch#135712)."""
+    shared = environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    if not shared or int(environ.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0) == 0:
+        return None
+    return ("warning: torchrun --max-restarts with its shared rendezvous store cannot restart the workers "
+            "(pytorch/pytorch#135712); start torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in its environment")
+
+
 def rank_device(runtime: Runtime, device: torch.device) -> torch.device:
     """``device`` for this rank: under torchrun a CUDA device is ``cuda:LOCAL_RANK``."""
     if not runtime.distributed or device.type != "cuda":

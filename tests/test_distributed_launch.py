@@ -21,10 +21,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gcahng.cli.main import cli
-from gcahng.config import TrainConfig
+from gcahng.config import TrainConfig, config_from_dict
 from gcahng.distributed.runtime import SINGLE, Runtime, rank_device, restart_warning, runtime_from_env, shard
 from gcahng.errors import ConfigError
-from gcahng.formats.checkpoint import WRITE_DELAY_ENV
+from gcahng.formats.checkpoint import WRITE_DELAY_ENV, load_training_checkpoint
+from gcahng.training.build import build_training_parts
 
 # 16 classes of 12 x 12 images, the first 8 for training: 8 iterations of 8 classes x 2 images per epoch
 RUN = ["--backbone", "tiny_cnn", "--no-pretrained", "--device", "cpu", "--workers", "0", "--no-progress",
@@ -130,6 +131,14 @@ def test_two_processes_write_one_run_folder_whose_table_equals_a_one_process_eva
                                       str(images), "--device", "cpu", "--out", str(tmp_path / "eval.json")])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "eval.json").read_text())["metrics"] == table
+    # rank 0's last.pt is a one-process checkpoint: no DDP "module." prefixes, every state loads strictly
+    state = load_training_checkpoint(run / "checkpoints" / "last.pt")
+    parts = build_training_parts(config_from_dict(state["config"]), 8, torch.device("cpu"))
+    parts.model.load_state_dict(state["model"])
+    parts.generator.load_state_dict(state["generator"])
+    for name, optimizer in parts.optimizers.items():
+        optimizer.load_state_dict(state["optimizers"][name])
+    parts.step.load_state_dict(state["step"])
 
 
 def _worker_pids(launcher: int) -> dict[int, int]:

@@ -81,19 +81,25 @@ def test_deterministic_given_seed_and_epoch():
 
 
 @pytest.mark.parametrize("world_size", [2, 3])
-def test_ranks_draw_disjoint_batches_that_interleave_to_the_single_process_order(world_size):
-    single = ClassBalancedBatchSampler(LABELS, 4, 2, seed=5)
+def test_ranks_take_disjoint_class_slots_that_join_to_the_single_process_batch(world_size):
+    C, m = 6, 2
+    single = ClassBalancedBatchSampler(LABELS, C, m, seed=5)
     single.set_epoch(2)
     reference = list(single)
     per_rank = []
     for rank in range(world_size):
-        sampler = ClassBalancedBatchSampler(LABELS, 4, 2, seed=5, rank=rank, world_size=world_size)
+        sampler = ClassBalancedBatchSampler(LABELS, C, m, seed=5, rank=rank, world_size=world_size)
         sampler.set_epoch(2)
-        assert len(sampler) == len(reference) // world_size
+        assert len(sampler) == len(reference)
         per_rank.append(list(sampler))
-    for step in range(len(per_rank[0])):
-        for rank in range(world_size):
-            assert per_rank[rank][step] == reference[step * world_size + rank]
+    for step, batch in enumerate(reference):
+        slices = [np.asarray(per_rank[rank][step]) for rank in range(world_size)]
+        assert all(len(s) == C // world_size * m for s in slices)
+        # chunk t of the global batch is chunk t of rank 0, then of rank 1, ...
+        joined = np.concatenate([s.reshape(m, -1) for s in slices], axis=1).reshape(-1)
+        assert joined.tolist() == batch
+        classes = [set(LABELS[s].tolist()) for s in slices]
+        assert sum(len(c) for c in classes) == C  # disjoint classes
 
 
 def test_invalid_arguments():
@@ -103,5 +109,7 @@ def test_invalid_arguments():
         ClassBalancedBatchSampler(np.arange(6), 4, 2)
     with pytest.raises(InputError, match="rank"):
         ClassBalancedBatchSampler(LABELS, 4, 2, rank=2, world_size=2)
+    with pytest.raises(InputError, match="classes_per_batch=5 is not divisible by the 2 processes"):
+        ClassBalancedBatchSampler(LABELS, 5, 2, rank=0, world_size=2)
     with pytest.raises(InputError, match="integer"):
         ClassBalancedBatchSampler(np.array([0.5, 1.5]), 1, 1)

@@ -19,6 +19,7 @@ _FIELD_OPTIONS = {
     "generator": "generator", "metric_loss": "metric_loss", "class_augmentation": "class_augmentation",
 }
 _RESUMABLE = {"device", "workers"}
+_AUTO = "auto"
 
 
 @click.command("fit")
@@ -62,7 +63,9 @@ _RESUMABLE = {"device", "workers"}
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override any config key, e.g. --set alpha=4 --set plugins=[my_layers]. Repeatable.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/DATASET_BACKBONE_TIME).")
-@click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder.")
+@click.option("--resume", type=click.Path(file_okay=False),
+              help="Continue the run in this folder; 'auto': continue the run in --out when it holds one, else "
+                   "start it there (one command line for torchrun --max-restarts).")
 @click.option("--no-progress", is_flag=True, help="No progress bars (summary lines only).")
 @click.option("--baselines", is_flag=True,
               help="Also print the test metrics of the untrained network and of raw pixels (always on digits).")
@@ -72,16 +75,26 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
     """Train on DATASET (default: the embedded digits set) and print the test table of best.pt."""
     from gcahng.cli.run_config import start_config
     from gcahng.config import DEFAULT_DATASET, load_config, parse_assignments
+    from gcahng.distributed.runtime import broadcast, process_group, restart_warning, runtime_from_env
     from gcahng.errors import ConfigError
     from gcahng.locking import folder_lock
     from gcahng.training.baselines import DEFAULT_BASELINE_DATASETS, baseline_lines, baseline_metrics
     from gcahng.training.names import check_names
     from gcahng.training.trainer import CONFIG_FILE, Trainer
 
+    runtime = runtime_from_env()
+    echo = click.echo if runtime.is_main else _silent
+    if runtime.distributed and (warning := restart_warning()):
+        echo(warning)
     overrides = {_FIELD_OPTIONS[k]: v for k, v in options.items() if v is not None}
     if no_pretrained:
         overrides["pretrained"] = False
     overrides.update(parse_assignments(assignments))
+    auto = resume == _AUTO
+    if auto:  # the command line that started the run: its config must come out the same
+        if out is None:
+            raise ConfigError("--resume auto needs --out: the run folder to start, or to continue when it holds a run")
+        resume = None
     if resume is not None:
         given = sorted(set(overrides) - _RESUMABLE) + (["DATASET"] if dataset else []) + (
             ["--config"] if config_file else []) + (["--out"] if out else []) + (["--plugin"] if plugins else [])
@@ -95,16 +108,26 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
         check_names(cfg)
     else:
         if dataset is None and config_file is None:
-            click.echo(f"no DATASET given: training on the embedded {DEFAULT_DATASET!r} set "
-                       "(scikit-learn's 8x8 digits; train on 0-4, test on 5-9)")
+            echo(f"no DATASET given: training on the embedded {DEFAULT_DATASET!r} set "
+                 "(scikit-learn's 8x8 digits; train on 0-4, test on 5-9)")
             dataset = DEFAULT_DATASET
         if dataset is not None:
             overrides["dataset"] = dataset
-        cfg = start_config(dataset, config_file, overrides, plugins, click.echo)
+        cfg = start_config(dataset, config_file, overrides, plugins, echo)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(out) if out else Path("runs") / f"{cfg.dataset}_{cfg.backbone}_{stamp}"
-    with folder_lock(run_dir):
-        metrics = Trainer(cfg, run_dir, resume=resume is not None, progress=not no_progress).fit()
-    if baselines or cfg.dataset in DEFAULT_BASELINE_DATASETS:
-        click.echo(baseline_lines(metrics, baseline_metrics(cfg)))
-    click.echo(f"run folder: {run_dir}")
+    trainer = Trainer(cfg, run_dir, resume=resume is not None, progress=not no_progress, runtime=runtime)
+    with process_group(runtime, trainer.device):
+        trainer.run_dir = run_dir = broadcast(runtime, run_dir)  # rank 0's time stamp
+        if auto:
+            trainer.resume = broadcast(runtime, (run_dir / CONFIG_FILE).is_file() if runtime.is_main else None)
+            echo(f"--resume auto: {'continuing the run in' if trainer.resume else 'starting a new run in'} {run_dir}")
+        with folder_lock(run_dir, rank=runtime.rank):
+            metrics = trainer.fit()
+        if runtime.is_main and (baselines or cfg.dataset in DEFAULT_BASELINE_DATASETS):
+            click.echo(baseline_lines(metrics, baseline_metrics(cfg)))
+    echo(f"run folder: {run_dir}")
+
+
+def _silent(line: str) -> None:
+    """``echo`` on the ranks other than 0."""

@@ -38,9 +38,12 @@ class ClassBalancedBatchSampler(BatchSampler):
     so every chunk of ``C`` consecutive indices lists the batch's classes in the same order
     (method.md §1). Per epoch:
 
-    - there are ``floor(N / (C*m))`` batches in all, split round-robin over ``world_size``
-      ranks (rank ``r`` takes batches ``r, r + world_size, ...``), so ``len()`` is
-      ``floor(N / (C*m)) // world_size`` and ranks never draw the same batch;
+    - there are ``floor(N / (C*m))`` batches; with ``world_size`` ranks every rank draws the
+      same global batch and yields its slice of the class slots: rank ``r`` takes slots
+      ``r*C/W .. (r+1)*C/W - 1``, each of its ``m`` chunks in order, so it yields
+      ``C/W * m`` indices, chunk-major over its own slots, and the ranks' slices joined chunk
+      by chunk (chunk ``t`` of rank 0, of rank 1, ...) are the batch one process draws (``C`` must be
+      divisible by ``world_size``);
     - classes are drawn in reshuffled rounds over all classes (each class appears about
       equally often, never twice in one batch), and each class's images in reshuffled rounds
       over its images (``m`` distinct images per draw);
@@ -75,12 +78,12 @@ class ClassBalancedBatchSampler(BatchSampler):
                 f"classes_per_batch={classes_per_batch} but the labels hold only {len(classes)} classes"
             )
         batch_size = classes_per_batch * per_class
-        if len(labels) // batch_size // world_size == 0:
-            raise InputError(
-                f"{len(labels)} images give no batch of {classes_per_batch} x {per_class} "
-                f"= {batch_size} for each of {world_size} rank(s)"
-            )
-        super().__init__(range(len(labels)), batch_size, drop_last=True)
+        if classes_per_batch % world_size:
+            raise InputError(f"classes_per_batch={classes_per_batch} is not divisible by the {world_size} processes; "
+                             "each takes the same number of a batch's classes")
+        if len(labels) // batch_size == 0:
+            raise InputError(f"{len(labels)} images give no batch of {classes_per_batch} x {per_class} = {batch_size}")
+        super().__init__(range(len(labels)), batch_size // world_size, drop_last=True)
         self.classes_per_batch = classes_per_batch
         self.per_class = per_class
         self.seed = seed
@@ -97,21 +100,22 @@ class ClassBalancedBatchSampler(BatchSampler):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return self._total_batches // self.world_size
+        return self._total_batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self._epoch_batches()
-        for number in range(len(self)):
-            yield batches[number * self.world_size + self.rank].tolist()
+        local = self.classes_per_batch // self.world_size
+        for batch in self._epoch_batches():
+            chunks = batch.reshape(self.per_class, self.classes_per_batch)
+            yield chunks[:, self.rank * local : (self.rank + 1) * local].reshape(-1).tolist()
 
     def _epoch_batches(self) -> list[np.ndarray]:
-        """All ranks' batches of the current epoch, each a chunk-major (C*m,) index array."""
+        """The global batches of the current epoch, each a chunk-major (C*m,) index array."""
         rng = np.random.default_rng([self.seed, self.epoch])
         class_cycle = _Cycle(np.arange(len(self._members)), rng)
         image_cycles: dict[int, _Cycle] = {}
         m = self.per_class
         batches = []
-        for _ in range(len(self) * self.world_size):
+        for _ in range(self._total_batches):
             rows = []
             for k in class_cycle.take(self.classes_per_batch).tolist():
                 members = self._members[k]
@@ -124,3 +128,4 @@ class ClassBalancedBatchSampler(BatchSampler):
                     rows.append(image_cycles[k].take(m))
             batches.append(np.stack(rows).T.reshape(-1))  # (C, m) class-major -> chunk-major
         return batches
+

@@ -20,7 +20,6 @@ the mean of the ranks' losses.
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -33,6 +32,7 @@ from gcahng.distributed.collectives import (
 )
 from gcahng.distributed.context import DistContext
 from gcahng.distributed.graph import build_rows_graph
+from gcahng.distributed.runtime import average_gradients
 from gcahng.errors import GcahngError
 from gcahng.hyperparameters import LossWeights
 from gcahng.losses.generator import (
@@ -140,18 +140,8 @@ class RankScope:
         update and ``W_lam`` get no gradient in the ``J_metric`` pass (``lambda`` is detached
         for CACAI there), which DDP reports as an error in the next forward.
         """
-        if isinstance(module, DistributedDataParallel):
-            return
-        grads = [p.grad for p in module.parameters() if p.grad is not None]
-        if not grads:
-            return
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat, group=self.ctx.group)
-        flat /= self.world_size
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
-            offset += g.numel()
+        if not isinstance(module, DistributedDataParallel):
+            average_gradients(module, self.ctx.group)
 
     def require_finite(self, name: str, value: Tensor, error: type[GcahngError]) -> None:
         """Raise ``error`` on every rank when ``value`` is not finite on any rank, naming the ranks."""

@@ -21,6 +21,8 @@ from gcahng.data import (
     read_splits,
 )
 from gcahng.data.registry import DATASETS
+from gcahng.distributed.context import DistContext
+from gcahng.distributed.runtime import SINGLE, Runtime
 from gcahng.errors import ConfigError
 from gcahng.generator import HardNegativeGenerator
 from gcahng.losses import METRIC_LOSSES
@@ -77,9 +79,11 @@ def load_datasets(cfg: TrainConfig) -> dict[str, ImageDataset | OrientedClasses]
     return datasets
 
 
-def train_loader(cfg: TrainConfig, dataset: OrientedClasses, device: torch.device) -> DataLoader:
-    """C x m batches (``floor(N / (C*m))`` per epoch); call ``loader.batch_sampler.set_epoch``
-    and seed ``loader.generator`` before each epoch."""
+def train_loader(cfg: TrainConfig, dataset: OrientedClasses, device: torch.device,
+                 runtime: Runtime = SINGLE) -> DataLoader:
+    """C x m batches (``floor(N / (C*m))`` per epoch), or on each of ``runtime``'s ranks its
+    ``C/W x m`` slice of them; call ``loader.batch_sampler.set_epoch`` and seed
+    ``loader.generator`` before each epoch."""
     if cfg.classes_per_batch > dataset.num_classes:
         oriented = (
             f", {dataset.base.num_classes} x {dataset.orientations} orientations" if dataset.orientations > 1 else ""
@@ -89,7 +93,12 @@ def train_loader(cfg: TrainConfig, dataset: OrientedClasses, device: torch.devic
             f"{dataset.num_classes} classes ({'after holding out validation classes' + oriented}); "
             "lower --classes-per-batch"
         )
-    sampler = ClassBalancedBatchSampler(dataset.labels, cfg.classes_per_batch, cfg.per_class, seed=cfg.seed)
+    if cfg.classes_per_batch % runtime.world_size:
+        raise ConfigError(f"classes_per_batch={cfg.classes_per_batch} is not divisible by the {runtime.world_size} "
+                          "processes: each takes C / processes classes of every batch; choose a multiple of "
+                          f"{runtime.world_size} (the batch is C x per_class images over all processes)")
+    sampler = ClassBalancedBatchSampler(dataset.labels, cfg.classes_per_batch, cfg.per_class, seed=cfg.seed,
+                                        rank=runtime.rank, world_size=runtime.world_size)
     return DataLoader(
         dataset,
         batch_sampler=sampler,
@@ -132,9 +141,10 @@ class TrainingParts:
 
 
 def build_training_parts(cfg: TrainConfig, num_classes: int, device: torch.device,
-                         model: EmbeddingModel | None = None) -> TrainingParts:
+                         model: EmbeddingModel | None = None, dist: DistContext | None = None) -> TrainingParts:
     """The parts of method.md §6 for ``num_classes`` training classes, on ``device``
-    (``model`` defaults to :func:`build_model`)."""
+    (``model`` defaults to :func:`build_model`); ``dist``: this rank's place in a distributed
+    run (the trainer then gives the step a DDP-wrapped ``model``)."""
     model = (model if model is not None else build_model(cfg)).to(device)
     generator = HardNegativeGenerator(cfg.embedding_dim, num_classes, cfg.generator_config).to(device)
     metric_loss = build_metric_loss(cfg, num_classes).to(device)
@@ -145,5 +155,5 @@ def build_training_parts(cfg: TrainConfig, num_classes: int, device: torch.devic
     schedulers = build_schedulers(optimizers, epochs=cfg.epochs, decay_epochs=cfg.decay_epochs,
                                   decay_gamma=cfg.decay_gamma, train_gcl=cfg.generator == "gca")
     step = TrainingStep(model, generator, optimizers, metric_loss, cfg.step_config, seed=cfg.seed,
-                        autocast_dtype=torch.bfloat16 if cfg.amp else None)
+                        autocast_dtype=torch.bfloat16 if cfg.amp else None, dist=dist)
     return TrainingParts(model, generator, metric_loss, optimizers, schedulers, step)

@@ -11,8 +11,14 @@ A run folder holds::
     test_metrics.json      the final test table of best.pt
 
 Determinism: every epoch re-seeds torch's generators and the data loader from
-``(seed, epoch)`` and the sampler draws from ``(seed, epoch)``, so a run resumed from
-``last.pt`` repeats exactly what the uninterrupted run would have done (on the CPU).
+``(seed, epoch)`` (``(seed, epoch, rank)`` under torchrun) and the sampler draws from
+``(seed, epoch)``, so a run resumed from ``last.pt`` repeats exactly what the uninterrupted
+run would have done (on the CPU).
+
+Under torchrun (a :class:`~gcahng.distributed.runtime.Runtime` with several ranks) every rank
+trains its slice of each global batch with the embedding network in DDP; rank 0 alone reads
+and writes the run folder (the others receive what it reads), logs and shows progress, and the
+evaluation is sharded over the ranks.
 """
 from __future__ import annotations
 
@@ -27,6 +33,16 @@ from tqdm import tqdm
 
 from gcahng.config import TrainConfig, config_from_dict, save_config
 from gcahng.data import FailureLog, ImageDataset
+from gcahng.distributed.context import DistContext
+from gcahng.distributed.runtime import (
+    SINGLE,
+    Runtime,
+    broadcast_buffers,
+    mean_over_ranks,
+    on_main,
+    rank_device,
+    wrap_ddp,
+)
 from gcahng.errors import CheckpointError, ConfigError, GcahngError
 from gcahng.evaluation import RetrievalMetrics
 from gcahng.formats import metrics_log
@@ -66,7 +82,8 @@ class Trainer:
     ``resume=True`` continues the run in ``run_dir`` from ``checkpoints/last.pt`` (or from
     the start when the run was killed before its first checkpoint); ``cfg`` must then be the
     run's own config, up to ``device`` and ``workers``. ``log`` receives the human-readable
-    lines (default: printed above the progress bar); ``progress`` shows a tqdm bar per epoch.
+    lines (default: printed above the progress bar); ``progress`` shows a tqdm bar per epoch;
+    both on rank 0 of ``runtime`` only.
     """
 
     def __init__(
@@ -77,16 +94,21 @@ class Trainer:
         resume: bool = False,
         progress: bool = True,
         log: Callable[[str], None] = tqdm.write,
+        runtime: Runtime = SINGLE,
     ) -> None:
-        self.cfg, self.run_dir, self.resume = cfg, Path(run_dir), resume
-        self.progress, self.log = progress, log
-        self.device = resolve_device(cfg.device)
+        self.cfg, self.run_dir, self.resume, self.runtime = cfg, Path(run_dir), resume, runtime
+        self.progress, self.log = progress and runtime.is_main, log if runtime.is_main else _silent
+        self.device = rank_device(runtime, resolve_device(cfg.device))
+        self.dist = (DistContext(runtime.rank, runtime.world_size, graph_scope=cfg.graph_scope)
+                     if runtime.distributed else None)
+        self._ddp_frozen: bool | None = None  # the warm-up state the step's DDP wrapper was built in
         self.datasets: dict[str, ImageDataset] = {}
         if cfg.amp and self.device.type not in ("cuda", "cpu"):
             raise ConfigError(f"--amp (bfloat16 autocast) runs on CUDA or the CPU, but the run uses {self.device}")
 
     # ----------------------------------------------------------------- set-up
     def _prepare_run_dir(self) -> None:
+        """Rank 0: refuse a folder that holds another run, clean up, write the config."""
         if not self.resume and (self.run_dir / CONFIG_FILE).exists():
             raise ConfigError(f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} "
                               "or choose another --out")
@@ -101,6 +123,10 @@ class Trainer:
         self.log(f"run folder: {self.run_dir}")
         self.log(f"device: {self.device}{' (bfloat16 autocast)' if cfg.amp else ''}; "
                  f"data-loading workers: {loader_workers(cfg, self.device)}")
+        if self.dist is not None:
+            world = self.runtime.world_size
+            self.log(f"distributed: {world} processes, each {cfg.classes_per_batch // world} of the "
+                     f"{cfg.classes_per_batch} classes of every batch; graph_scope {cfg.graph_scope}")
         if train.orientations > 1:
             self.log(f"class augmentation {cfg.class_augmentation}: each of the {train.base.num_classes} training "
                      f"classes in {train.orientations} orientations counts as a class of its own")
@@ -117,13 +143,13 @@ class Trainer:
             self.log(f"model selection: none, best.pt is the last epoch; the test split is evaluated "
                      f"{_every(cfg.eval_every)} for the curves only")
 
-    def _restore(self, parts: TrainingParts) -> dict[str, Any]:
-        """Load ``last.pt`` into ``parts``; returns its ``best`` and ``epoch``."""
+    def _read_last(self) -> dict[str, Any] | None:
+        """Rank 0: ``last.pt``, checked against this run's config; ``None`` when there is none yet."""
         path = self.run_dir / LAST
         if not path.exists():
             self.log(f"{path} does not exist yet (the run stopped before its first epoch ended); starting over")
             self._truncate_metrics(0)
-            return {"epoch": 0, "best": no_best()}
+            return None
         state = load_training_checkpoint(path)
         saved = config_from_dict(state["config"], source=str(path))
         ignore = {"device", "workers"}
@@ -131,6 +157,15 @@ class Trainer:
         if changed:
             raise ConfigError(f"--resume continues {self.run_dir} with its own config; these keys differ: "
                               f"{', '.join(changed)} (only device and workers may change)")
+        self._truncate_metrics(int(state["epoch"]))
+        return state
+
+    def _restore(self, parts: TrainingParts) -> dict[str, Any]:
+        """Load ``last.pt`` (read by rank 0, sent to the others) into ``parts``; returns its ``best`` and ``epoch``."""
+        path = self.run_dir / LAST
+        state = on_main(self.runtime, self._read_last)
+        if state is None:
+            return {"epoch": 0, "best": no_best()}
         try:
             parts.model.load_state_dict(state["model"])
             parts.generator.load_state_dict(state["generator"])
@@ -141,7 +176,6 @@ class Trainer:
             parts.step.load_state_dict(state["step"])
         except (KeyError, RuntimeError, ValueError) as err:
             raise CheckpointError(f"{path} does not fit this run: {err}") from err
-        self._truncate_metrics(int(state["epoch"]))
         self.log(f"resumed {self.run_dir} after epoch {state['epoch']}")
         return {"epoch": int(state["epoch"]), "best": dict(state["best"])}
 
@@ -162,10 +196,15 @@ class Trainer:
     # --------------------------------------------------------------- training
     def _train_epoch(self, parts: TrainingParts, loader, epoch: int, failures: FailureLog) -> dict[str, float]:
         cfg = self.cfg
-        seed_everything(cfg.seed, epoch)
+        rank = (self.runtime.rank,) if self.runtime.distributed else ()
+        seed_everything(cfg.seed, epoch, *rank)
         loader.batch_sampler.set_epoch(epoch)
-        loader.generator.manual_seed(cfg.seed * 100_003 + epoch)
+        loader.generator.manual_seed((cfg.seed * 100_003 + epoch) * (1 + 1_000_003 * self.runtime.rank))
         frozen = apply_warmup(parts.model, epoch, cfg.warmup_epochs)
+        if self.dist is not None and frozen is not self._ddp_frozen:
+            parts.step.model = parts.model  # the old wrapper goes before the new one is built
+            parts.step.model = wrap_ddp(parts.model, self.device)
+            self._ddp_frozen = frozen
         parts.model.train()
         parts.generator.train()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}" + (" (warm-up)" if frozen else ""),
@@ -174,9 +213,21 @@ class Trainer:
             sums, count = self._iterate(parts, bar, epoch, failures)
         finally:
             bar.close()
+        self._agree(parts)
         parts.step.end_epoch()
         parts.schedulers.step()
-        return {name: total / max(count, 1) for name, total in sums.items()}
+        return mean_over_ranks(self.runtime, {name: total / max(count, 1) for name, total in sums.items()})
+
+    def _agree(self, parts: TrainingParts) -> None:
+        """Make the ranks' state equal at the end of an epoch: rank 0's batch-norm running
+        statistics (each rank saw its own slice) and the running means of the losses over all
+        ranks, so that the evaluation, ``last.pt`` and a resumed run see one state."""
+        if self.dist is None:
+            return
+        broadcast_buffers(self.runtime, parts.model)
+        broadcast_buffers(self.runtime, parts.generator)
+        running = parts.step.running
+        running.sums = mean_over_ranks(self.runtime, running.sums)
 
     def _iterate(self, parts: TrainingParts, bar: tqdm, epoch: int, failures: FailureLog) -> tuple[dict, int]:
         """The iterations of one epoch; returns the sums of the loss terms and the iteration count."""
@@ -187,7 +238,8 @@ class Trainer:
             failures.update(batch.failures)
             images = batch.images.to(self.device, non_blocking=True)
             try:
-                losses = parts.step(images, batch.labels, cfg.classes_per_batch, cfg.per_class)
+                losses = parts.step(images, batch.labels, cfg.classes_per_batch // self.runtime.world_size,
+                                    cfg.per_class)
             except NonFiniteLossError as err:
                 last = self.run_dir / LAST
                 kept = (
@@ -205,22 +257,25 @@ class Trainer:
         """Run (or continue) the training and return the test metrics of ``best.pt``."""
         cfg = self.cfg
         datasets = self.datasets = load_datasets(cfg)
-        loader = train_loader(cfg, datasets["train"], self.device)
+        loader = train_loader(cfg, datasets["train"], self.device, self.runtime)
         seed_everything(cfg.seed)
-        parts = build_training_parts(cfg, datasets["train"].num_classes, self.device)
+        parts = build_training_parts(cfg, datasets["train"].num_classes, self.device, dist=self.dist)
         state = self._restore(parts) if self.resume else {"epoch": 0, "best": no_best()}
-        self._prepare_run_dir()
+        on_main(self.runtime, self._prepare_run_dir)
         self._describe(datasets)
         best = state["best"]
         failures = FailureLog()
-        from torch.utils.tensorboard import SummaryWriter
+        writer = None
+        if self.runtime.is_main:
+            from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=state["epoch"] + 1)
+            writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=state["epoch"] + 1)
         try:
             for epoch in range(state["epoch"], cfg.epochs):
                 best = self._run_epoch(parts, loader, epoch, best, failures, writer)
         finally:
-            writer.close()
+            if writer is not None:
+                writer.close()
         if failures:
             self.log(failures.summary())
         return self._final_test(datasets, best)
@@ -239,11 +294,15 @@ class Trainer:
             record["eval"] = {"split": cfg.eval_split, **metrics.to_dict()}
         score = None if metrics is None else _metric_value(metrics, cfg.selection_metric)
         best, is_best = select(best, cfg.selection, number, cfg.epochs, score)
-        if is_best:
-            atomic_save(self._payload(parts, number, best, record.get("eval"), full=False), self.run_dir / BEST)
-        metrics_log.append_record(self.run_dir / METRICS_FILE, record)
-        self._write_scalars(writer, record)
-        atomic_save(self._payload(parts, number, best, record.get("eval"), full=True), self.run_dir / LAST)
+
+        def write() -> None:
+            if is_best:
+                atomic_save(self._payload(parts, number, best, record.get("eval"), full=False), self.run_dir / BEST)
+            metrics_log.append_record(self.run_dir / METRICS_FILE, record)
+            self._write_scalars(writer, record)
+            atomic_save(self._payload(parts, number, best, record.get("eval"), full=True), self.run_dir / LAST)
+
+        on_main(self.runtime, write)
         self.log(self._summary(record, train_time, is_best))
         return best
 
@@ -254,7 +313,7 @@ class Trainer:
             return None
         return evaluate_split(parts.model, self.datasets, cfg.eval_split, dataset_name=cfg.dataset,
                               device=self.device, batch_size=cfg.eval_batch_size,
-                              workers=loader_workers(cfg, self.device))
+                              workers=loader_workers(cfg, self.device), runtime=self.runtime)
 
     def _write_scalars(self, writer, record: dict[str, Any]) -> None:
         """An epoch's losses, learning rates and evaluation as TensorBoard scalars."""
@@ -281,9 +340,12 @@ class Trainer:
         """Evaluate ``best.pt`` on the test protocol; write and print the table."""
         from gcahng.training.evaluate import load_for_evaluation
 
-        model, _ = load_for_evaluation(self.run_dir / BEST)
+        model = on_main(self.runtime, lambda: load_for_evaluation(self.run_dir / BEST)[0])
         metrics = evaluate_split(model, datasets, "test", dataset_name=self.cfg.dataset, device=self.device,
-                                 batch_size=self.cfg.eval_batch_size, workers=loader_workers(self.cfg, self.device))
+                                 batch_size=self.cfg.eval_batch_size, workers=loader_workers(self.cfg, self.device),
+                                 runtime=self.runtime)
+        if not self.runtime.is_main:
+            return metrics
         result = {"dataset": self.cfg.dataset, "split": "test", "checkpoint": str(BEST), "epoch": best["epoch"],
                   "selection": self.cfg.selection, "selection_metric": self.cfg.selection_metric,
                   "metrics": metrics.to_dict()}
@@ -298,6 +360,10 @@ def _learning_rates(parts: TrainingParts) -> dict[str, float]:
     rates = {group.get("name", str(i)): group["lr"] for i, group in enumerate(parts.optimizers.embedding.param_groups)}
     rates["gcl"] = parts.optimizers.gcl.param_groups[0]["lr"]
     return rates
+
+
+def _silent(line: str) -> None:
+    """The log of the ranks other than 0."""
 
 
 def _every(epochs: int) -> str:

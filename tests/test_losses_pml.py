@@ -59,7 +59,8 @@ def _slow_triplet(z, ref, pos, neg, margin=0.05):
 
 
 def _slow_supcon(z, ref, pos, neg, temperature=0.1):
-    """Mean over positive pairs (i, p) of -log(exp(s_ip / T) / sum over i's positives and negatives k of exp(s_ik / T))."""
+    """Mean over positive pairs (i, p) of -log(exp(s_ip / T) / sum_k exp(s_ik / T)), k over i's positives
+    and negatives."""
     cos = lambda i, j: F.cosine_similarity(z[i], ref[j], dim=0) / temperature  # noqa: E731
     terms = []
     for i in range(len(z)):

@@ -18,7 +18,7 @@ bounds). Peak memory per rank: on the CPU the growth of the
 process's peak RSS over its RSS before the first step (glibc's mmap threshold fixed so freed
 tensors leave the RSS), on CUDA ``torch.cuda.max_memory_allocated`` over the allocation before
 the first step; the table gives the largest rank. Configurations whose estimated memory (all
-ranks together, extrapolated from the first measurement) exceeds ``--max-gib`` are skipped
+ranks together, extrapolated per edge from the largest run so far) exceeds ``--max-gib`` are skipped
 and listed. Results: benchmarks/results/distributed.md (or ``--out``).
 """
 from __future__ import annotations
@@ -174,7 +174,8 @@ def main() -> None:
                 skipped.append(f"B = {batch}, W = {world}: estimated {estimate:.1f} GiB over --max-gib {a.max_gib}")
                 continue
             row = run_config(batch, world, a)
-            bytes_per_edge = max(bytes_per_edge or 0.0, row["peak_bytes"] / row["edges"])
+            if row["edges"] >= max((r["edges"] for r in rows), default=0):  # the largest run extrapolates best
+                bytes_per_edge = row["peak_bytes"] / row["edges"]
             rows.append(row)
             print(json.dumps(row), flush=True)
     reference = {r["batch"]: r for r in rows if r["world"] == 1}

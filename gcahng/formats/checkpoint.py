@@ -217,15 +217,21 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: 'epoch' must be a non-negative integer (epochs completed), got {epoch!r}")
     if not isinstance(best, dict) or not {"score", "epoch"} <= set(best):
         raise CheckpointError(f"{path}: 'best' must be a mapping with 'score' and 'epoch', got {best!r}")
-    saved_config(payload, path)
+    payload["config"] = saved_config(payload, path)
     _check_model(payload, path)
     return payload
+
+
+#: ``TrainConfig`` keys added after checkpoints of this format were first written, each with the
+#: value that reproduces what a run of before did (runs then computed every ordered edge).
+KEYS_ADDED_LATER: dict[str, Any] = {"edge_dropout": "independent", "graph_scope": "global"}
 
 
 def saved_config(payload: Mapping[str, Any], path: Path) -> dict[str, Any] | None:
     """The run's ``config`` in a gcahng checkpoint ``payload`` read from ``path``, or None when it has none.
 
-    A run saves every ``TrainConfig`` key; a missing key or an invalid value is an error naming the file.
+    A run saves every ``TrainConfig`` key; a missing key (other than :data:`KEYS_ADDED_LATER`, which
+    take their earlier behaviour) or an invalid value is an error naming the file.
     """
     from gcahng.config import FIELD_NAMES, config_from_dict
 
@@ -234,6 +240,7 @@ def saved_config(payload: Mapping[str, Any], path: Path) -> dict[str, Any] | Non
         return None
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: 'config' must be a mapping, got {type(config).__name__}")
+    config = {**{k: v for k, v in KEYS_ADDED_LATER.items() if k not in config}, **config}
     missing = [key for key in FIELD_NAMES if key not in config]
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""

@@ -107,3 +107,15 @@ def test_non_finite_weights_are_refused_by_eval_and_index_naming_the_weight(tmp_
     release["feature_extractor.fc.1.weight"][0, 0] = value
     released = _save(tmp_path / "release.pth", release)
     _fails(["eval", released, "digits"], str(released), "weight 'feature_extractor.fc.1.weight' holds NaN")
+
+
+def test_a_config_saved_before_the_later_keys_loads_with_its_old_behaviour(tmp_path: Path) -> None:
+    from gcahng.formats.checkpoint import KEYS_ADDED_LATER, saved_config
+
+    old = TrainConfig(dataset="digits").to_dict()
+    for key in KEYS_ADDED_LATER:
+        del old[key]
+    config = saved_config(_payload(config=old), tmp_path / "old.pt")
+    assert config["edge_dropout"] == "independent"  # every ordered edge, as runs computed them then
+    assert {k: config[k] for k in old} == old
+    assert set(KEYS_ADDED_LATER) <= set(FIELD_NAMES)

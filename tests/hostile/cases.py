@@ -557,12 +557,12 @@ def _(inputs, world):
 def _(inputs, world):
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(inputs / "q.png"))
-    return _retrieve(world.index, inputs / "q.png", expect=[str(inputs / "q.png"), "socket"], cleanup=server.close)
+    return _retrieve(world.index, inputs / "q.png", expect=[str(inputs / "q.png"), "a socket"], cleanup=server.close)
 
 
 @case("query-device", "7", "/dev/zero as --query", "refused by type, no hang", "error")
 def _(inputs, world):
-    return _retrieve(world.index, Path("/dev/zero"), expect=["/dev/zero", "device"])
+    return _retrieve(world.index, Path("/dev/zero"), expect=["/dev/zero", "character device"])
 
 
 @case("query-link-to-fifo", "7", "--query a symlink to a FIFO", "message names the typed path, then its target",

@@ -18,11 +18,25 @@ from gcahng.errors import DiskFullError
 TEMP_SUFFIX = ".tmp"
 
 
-def is_disk_full(err: BaseException) -> bool:
-    """``ENOSPC``/``EDQUOT`` itself, or a library's writer error that wraps it (torch, faiss)."""
+def is_disk_full(err: BaseException, where: str | Path | None = None) -> bool:
+    """``ENOSPC``/``EDQUOT`` itself, or a library's writer error that wraps it (torch, faiss).
+
+    torch's zip writer reports a failed write only as ``unexpected pos N vs M``; with ``where``
+    (the folder written to), any write error while less than 1 MiB is free there counts too.
+    """
     if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
-    return isinstance(err, RuntimeError) and ("No space left" in str(err) or "file write failed" in str(err))
+    if isinstance(err, RuntimeError) and any(
+        text in str(err) for text in ("No space left", "file write failed", "unexpected pos")
+    ):
+        return True
+    if where is not None and isinstance(err, OSError | RuntimeError):
+        try:
+            free = os.statvfs(where)
+        except OSError:
+            return False
+        return free.f_bavail * free.f_frsize < 1 << 20
+    return False
 
 
 def is_temporary_of(name: str, target_name: str) -> bool:
@@ -47,7 +61,7 @@ def write_atomically(target: str | Path, write: Callable[[str], None]) -> None:
     except BaseException as err:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        if is_disk_full(err):
+        if is_disk_full(err, target.parent):
             raise DiskFullError(f"no space left on device writing {target}") from None
         raise
 

@@ -98,7 +98,7 @@ def atomic_save(payload: dict[str, Any], path: str | Path) -> None:
         os.replace(temporary, path)
     except BaseException as err:
         temporary.unlink(missing_ok=True)
-        if is_disk_full(err):
+        if is_disk_full(err, path.parent):
             raise CheckpointError(f"no space left on device writing {path}") from None
         raise
     directory = os.open(path.parent, os.O_RDONLY)

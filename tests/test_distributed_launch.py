@@ -186,7 +186,7 @@ def test_a_one_process_checkpoint_is_continued_by_two_processes(two_process_run:
     images, _, _ = two_process_run
     run = tmp_path / "run"
     args = ["fit", "folder", "--data-root", str(images), *RUN, "--out", str(run), "--resume", "auto"]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", WRITE_DELAY_ENV: "2"}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", WRITE_DELAY_ENV: "1"}
     single = subprocess.Popen([sys.executable, "-m", "gcahng", *args], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     last = run / "checkpoints" / "last.pt"

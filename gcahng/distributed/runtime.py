@@ -135,17 +135,6 @@ def barrier(runtime: Runtime) -> None:
         dist.barrier()
 
 
-def failed_ranks(failed: bool, group: Any = None) -> list[int]:
-    """The ranks of ``group`` (default: all) on which ``failed`` is True; every rank gets the same list.
-    Without a process group: ``[0]`` or ``[]``."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return [0] if failed else []
-    flags = torch.zeros(dist.get_world_size(group), dtype=torch.int32, device=_collective_device(group))
-    flags[dist.get_rank(group)] = int(failed)
-    dist.all_reduce(flags, group=group)
-    return [rank for rank, flag in enumerate(flags.tolist()) if flag]
-
-
 def average_gradients(module: nn.Module, group: Any = None) -> None:
     """Replace the gradients of ``module``'s parameters by their mean over the ranks (one
     flat all-reduce). Parameters without a gradient are left out; the ranks run the same

@@ -231,9 +231,12 @@ def test_a_nan_on_one_rank_stops_every_rank_naming_it(two_process_run: tuple[Pat
     env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     code, output = _finish(_torchrun(["--standalone", "--nproc-per-node", "2"],
                                      ["folder", "--data-root", str(images), *RUN, "--plugin", "nan_on_rank_1",
-                                      "--backbone", "nan_on_rank_1", "--out", str(tmp_path / "run")], env))
+                                      "--backbone", "nan_on_rank_1", "--out", str(tmp_path / "run"),
+                                      # local scope: the global batch norm of the head would carry rank 1's
+                                      # NaN into rank 0's embeddings, and the message would name both
+                                      "--set", "graph_scope=local"], env))
     assert code != 0
-    message = "training stopped in epoch 1, iteration 3: the embeddings became NaN or infinite on rank 1"
+    message = "training stopped in epoch 1, iteration 3: the embeddings became NaN or infinite on rank 1;"
     assert output.count(message) == 2, output[-3000:]  # both ranks stop at the same iteration
 
 

@@ -30,7 +30,7 @@ REGIMES: dict[str, list[str]] = {
     # the digits default network (preset configs/digits.yaml), from scratch
     "scratch": ["digits"],
     # efficientnet_lite0 with ImageNet weights, fine-tuned on the glyphs set ({out}: --out)
-    "pretrained": ["cub200", "--data-root", "{out}/" + GLYPHS, "--config", "benchmarks/configs/glyphs_lite0.yaml"],
+    "pretrained": ["cub200", "--set", "data_root={out}/" + GLYPHS, "--config", "benchmarks/configs/glyphs_lite0.yaml"],
 }
 DOC = HERE.parent / "docs" / "evidence.md"
 METRICS = ("recall@1", "map@r")
@@ -89,7 +89,7 @@ def write_doc(out: Path, commands: dict[str, str], doc: Path) -> None:
         if path.is_file():
             lines += regime_section(regime, json.loads(path.read_text()), commands.get(regime, "(see results.json)"))
             manifest = out / GLYPHS / "glyphs_manifest.json"
-            if "{out}/" + GLYPHS in REGIMES[regime] and manifest.is_file():
+            if "data_root={out}/" + GLYPHS in REGIMES[regime] and manifest.is_file():
                 facts = json.loads(manifest.read_text(encoding="utf-8"))
                 lines += [f"Data: `python benchmarks/glyphs.py --out {out / GLYPHS}`, {facts['images']} images, "
                           f"SHA-256 `{facts['sha256']}` with {facts['versions']}.", ""]
@@ -106,14 +106,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder of the ablation runs")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--doc", type=Path, default=DOC)
+    parser.add_argument("--glyph-images", type=int, default=30, help="images per glyph class (tests: fewer)")
     parser.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more `gcahng ablate` options")
     args = parser.parse_args(argv)
     extra = [a for a in args.extra if a != "--"]
     args.out = args.out.resolve()  # the runs start in the checkout (the regimes name its config files)
     commands = {}
     for regime in args.regime or list(REGIMES):
-        if "{out}/" + GLYPHS in REGIMES[regime] and not (args.out / GLYPHS).exists():
-            _glyphs_module().generate(args.out / GLYPHS)
+        if "data_root={out}/" + GLYPHS in REGIMES[regime] and not (args.out / GLYPHS).exists():
+            _glyphs_module().generate(args.out / GLYPHS, args.glyph_images)
         command = ablate_command(regime, args.out, args.seeds, extra)
         commands[regime] = shlex.join(["gcahng", *command[3:]])
         subprocess.run(command, check=True, cwd=HERE.parent)

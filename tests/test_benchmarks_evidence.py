@@ -21,12 +21,15 @@ def test_evidence_runs_the_grid_and_writes_tables_with_their_command(tmp_path: P
     evidence = _evidence_module()
     monkeypatch.setattr(evidence, "GRID", ["--grid", "generator=none,gca", "--grid", "metric_loss=npair"])
     doc = tmp_path / "evidence.md"
-    evidence.main(["--out", str(tmp_path / "runs"), "--seeds", "2", "--doc", str(doc), "--",
+    evidence.main(["--out", str(tmp_path / "runs"), "--seeds", "2", "--doc", str(doc), "--glyph-images", "4", "--",
                    "--epochs", "1", "--set", "embedding_dim=16", "--set", "image_size=16", "--set", "resize_size=16",
                    "--set", "class_augmentation=none", "--set", "device=cpu", "--set", "workers=0"])
     text = doc.read_text()
     assert "gcahng ablate digits --grid generator=none,gca" in text
     rows = [line for line in text.splitlines() if line.startswith("| npair |")]
-    assert len(rows) == 3  # none and gca in the table, gca in the paired differences
-    assert rows[-1].endswith("/2 |")  # paired over both seeds
-    assert "Not run" in text
+    # per regime (scratch, then pretrained on the generated glyphs): none and gca in the table, gca in the
+    # paired differences
+    assert len(rows) == 6
+    assert rows[2].endswith("/2 |") and rows[5].endswith("/2 |")  # paired over both seeds
+    assert "gcahng ablate cub200 --set data_root=" in text and "benchmarks/configs/glyphs_lite0.yaml" in text
+    assert "SHA-256" in text and "Not run" not in text

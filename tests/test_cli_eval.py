@@ -38,6 +38,13 @@ def test_our_checkpoint_scores_as_the_run_reported(tmp_path: Path) -> None:
     written = json.loads((best.parent / "best.digits-test.json").read_text())
     reported = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
     assert written["metrics"] == reported["metrics"]
+    code, output = _eval([str(best), "--device", "cpu"])  # an earlier result of eval is renewed
+    assert code == 0, output
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": true}\n')
+    code, output = _eval([str(best), "--device", "cpu", "--out", str(notes)])
+    assert code != 0 and f"--out {notes} exists and is not a result of `gcahng eval`" in output
+    assert notes.read_text() == '{"mine": true}\n'  # a user's file is never overwritten
 
 
 def _folder(root: Path) -> Path:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -29,6 +30,8 @@ def eval_command(checkpoint: Path, dataset: str | None, data_root: str | None, s
     from gcahng.training.build import resolve_device
     from gcahng.training.evaluate import evaluate_split, load_for_evaluation
 
+    if out is not None:
+        _check_replaceable(out)
     model, config = load_for_evaluation(checkpoint)
     if dataset is None:
         if config is None:
@@ -55,7 +58,29 @@ def eval_command(checkpoint: Path, dataset: str | None, data_root: str | None, s
                              batch_size=batch_size, workers=workers)
     click.echo(f"{checkpoint} on {dataset} ({split}):\n{metrics}")
     out = out if out is not None else checkpoint.with_name(f"{checkpoint.stem}.{dataset}-{split}.json")
+    _check_replaceable(out)
     result = {"checkpoint": str(checkpoint), "dataset": dataset, "split": split, "spec": model.spec.to_dict(),
               "metrics": metrics.to_dict()}
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    from gcahng.formats.atomic import write_atomically, write_bytes
+
+    write_atomically(out, write_bytes((json.dumps(result, indent=2) + "\n").encode()))
     click.echo(f"wrote {out}")
+
+
+RESULT_KEYS = {"checkpoint", "dataset", "split", "spec", "metrics"}
+
+
+def _check_replaceable(out: Path) -> None:
+    """Refuse an ``out`` that exists and is not an earlier result of ``gcahng eval`` (never overwrite a user's file)."""
+    from gcahng.errors import InputError
+    from gcahng.user_paths import describe
+
+    if not os.path.lexists(out):
+        return
+    try:
+        earlier = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else None
+    except (OSError, UnicodeDecodeError, ValueError):
+        earlier = None
+    if not (isinstance(earlier, dict) and RESULT_KEYS <= set(earlier)):
+        raise InputError(f"--out {describe(out)} exists and is not a result of `gcahng eval`; it is not overwritten: "
+                         "give another file name or remove it")

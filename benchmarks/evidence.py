@@ -36,6 +36,10 @@ DOC = HERE.parent / "docs" / "evidence.md"
 METRICS = ("recall@1", "map@r")
 
 
+def _uses_glyphs(regime: str) -> bool:
+    return "data_root={out}/" + GLYPHS in REGIMES[regime]
+
+
 def _glyphs_module():
     spec = importlib.util.spec_from_file_location("glyphs", HERE / "glyphs.py")
     module = importlib.util.module_from_spec(spec)
@@ -89,7 +93,7 @@ def write_doc(out: Path, commands: dict[str, str], doc: Path) -> None:
         if path.is_file():
             lines += regime_section(regime, json.loads(path.read_text()), commands.get(regime, "(see results.json)"))
             manifest = out / GLYPHS / "glyphs_manifest.json"
-            if "data_root={out}/" + GLYPHS in REGIMES[regime] and manifest.is_file():
+            if _uses_glyphs(regime) and manifest.is_file():
                 facts = json.loads(manifest.read_text(encoding="utf-8"))
                 lines += [f"Data: `python benchmarks/glyphs.py --out {out / GLYPHS}`, {facts['images']} images, "
                           f"SHA-256 `{facts['sha256']}` with {facts['versions']}.", ""]
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out = args.out.resolve()  # the runs start in the checkout (the regimes name its config files)
     commands = {}
     for regime in args.regime or list(REGIMES):
-        if "data_root={out}/" + GLYPHS in REGIMES[regime] and not (args.out / GLYPHS).exists():
+        if _uses_glyphs(regime) and not (args.out / GLYPHS).exists():
             _glyphs_module().generate(args.out / GLYPHS, args.glyph_images)
         command = ablate_command(regime, args.out, args.seeds, extra)
         commands[regime] = shlex.join(["gcahng", *command[3:]])

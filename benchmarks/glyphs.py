@@ -19,6 +19,7 @@ file written; the same versions give the same hash (checked by ``tests/test_benc
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 from importlib import metadata
@@ -55,11 +56,17 @@ def _font_dir() -> Path:
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
 
-def _has_glyph(font_path: Path, char: str) -> bool:
-    """Whether the font maps ``char`` to a glyph of its own (not the missing-glyph box)."""
+@functools.cache
+def _font_file(font_path: Path):
+    """matplotlib's FreeType view of one font file, opened once."""
     from matplotlib.ft2font import FT2Font
 
-    return FT2Font(str(font_path)).get_char_index(ord(char)) != 0
+    return FT2Font(str(font_path))
+
+
+def _has_glyph(font_path: Path, char: str) -> bool:
+    """Whether the font maps ``char`` to a glyph of its own (not the missing-glyph box)."""
+    return _font_file(font_path).get_char_index(ord(char)) != 0
 
 
 def _render(char: str, font: ImageFont.FreeTypeFont) -> Image.Image:

@@ -75,13 +75,15 @@ class HardNegativeGenerator(nn.Module):
         return f"random_weighting={self.random_weighting!r}"
 
     def correlate(
-        self, z: Tensor, labels: Tensor, classes_per_batch: int, per_class: int, *, graph: Data | None = None
+        self, z: Tensor, labels: Tensor, classes_per_batch: int, per_class: int, *, graph: Data | None = None,
+        lambda_grad: bool = True,
     ) -> tuple[Data, Tensor, Tensor]:
         """Batch graph of ``z`` and GCL's output: ``(graph, lam (E, D), node_logits (B, K))``.
-        ``graph``: the batch graph of ``z`` when already built (it does not depend on the GCL)."""
+        ``graph``: the batch graph of ``z`` when already built (it does not depend on the GCL);
+        ``lambda_grad=False``: ``lam`` is not differentiable (see :class:`~gcahng.graph.GCL`)."""
         if graph is None:
             graph = build_batch_graph(z, labels, classes_per_batch, per_class)
-        lam, node_logits = self.gcl(graph)
+        lam, node_logits = self.gcl(graph, lambda_grad=lambda_grad)
         return graph, lam, node_logits
 
     def interpolate(

@@ -91,12 +91,12 @@ class RankScope:
         return None, None
 
     def correlate(self, gen: nn.Module, z: Tensor, labels: Tensor, local: int, m: int, z_all: Tensor,
-                  graph: None = None):
+                  graph: None = None, lambda_grad: bool = True):
         """``(graph, lam, node_logits)``: the rank's rows of the global graph, or its own graph."""
         if not self.spans:
-            return gen.correlate(z, labels, local, m)
+            return gen.correlate(z, labels, local, m, lambda_grad=lambda_grad)
         graph = build_rows_graph(z, labels, local, m, self.ctx, z_all)
-        lam, node_logits = gen.gcl(graph)
+        lam, node_logits = gen.gcl(graph, lambda_grad=lambda_grad)
         return graph, lam, node_logits
 
     def interpolate(self, gen, z_all, lam, gamma, labels_all, C, m, rng, graph, geometry: None = None

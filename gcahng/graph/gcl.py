@@ -6,6 +6,8 @@ computed once per unordered pair (:mod:`gcahng.graph.pairs`) and ``lambda`` is e
 ordered edges at the end; the results are those of the ordered computation."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -24,13 +26,20 @@ from gcahng.graph.pairs import pair_batch_norm, pair_graph
 from gcahng.graph.registries import EDGE_TO_NODE, NODE_TO_EDGE, NODE_TO_NODE, Skip, reset_parameters_in_order
 from gcahng.hyperparameters import GCLConfig
 
+#: The GELU-LayerNorm blocks on the edge rows recompute in backward only for inputs of at least
+#: this many bytes: below it the two kept outputs cost little memory and the recomputation
+#: (about 15 % of a small GCL's backward) costs time. (B = 81, D = 512: 6.8 MB, recomputed;
+#: the digits default, 210 pairs x 256: 0.2 MB, kept.)
+RECOMPUTE_MIN_BYTES = 4 * 2**20
+
 
 class GeluNorm(nn.Module):
     """``N(x) = LayerNorm(GELU(x))``; one instance is shared by all places of a layer.
 
-    With ``recompute=True`` (used on the E edge rows) only the input is kept for the backward
-    pass and the cheap GELU and LayerNorm are recomputed there, instead of keeping both the
-    GELU output and the normalised output.
+    With ``recompute=True`` (used on the E edge rows) an input of at least
+    :data:`RECOMPUTE_MIN_BYTES` keeps only itself for the backward pass and the cheap GELU and
+    LayerNorm are recomputed there, instead of keeping both the GELU output and the normalised
+    output. The values are the same either way.
     """
 
     def __init__(self, dim: int, recompute: bool = False) -> None:
@@ -42,7 +51,8 @@ class GeluNorm(nn.Module):
         return self.norm(F.gelu(x))
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.recompute and torch.is_grad_enabled() and x.requires_grad:
+        if (self.recompute and torch.is_grad_enabled() and x.requires_grad
+                and x.numel() * x.element_size() >= RECOMPUTE_MIN_BYTES):
             return checkpoint(self._apply_norm, x, use_reentrant=False)
         return self._apply_norm(x)
 
@@ -105,11 +115,14 @@ class GCLIteration(nn.Module):
         self.node_update = NodeUpdate(dim, node_to_node, edge_to_node, heads)
         self.edge_update = EdgeUpdate(dim, node_to_edge, heads, dropout)
 
-    def forward(self, h: Tensor, w: Tensor, data: Data, edges: Data | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, h: Tensor, w: Tensor, data: Data, edges: Data | None = None,
+                edge_grad: bool = True) -> tuple[Tensor, Tensor]:
         """``edges``: the graph whose edges ``w`` (rows, D) follows, ``data`` itself by default
-        (or its pair graph, :func:`~gcahng.graph.pairs.pair_graph`)."""
+        (or its pair graph, :func:`~gcahng.graph.pairs.pair_graph`). ``edge_grad=False``: the edge
+        update runs without autograd (its output is then not differentiable)."""
         h = self.node_update(h, w, data, edges)
-        return h, self.edge_update(h, w, data if edges is None else edges)
+        with contextlib.nullcontext() if edge_grad else torch.no_grad():
+            return h, self.edge_update(h, w, data if edges is None else edges)
 
     @property
     def preserves_symmetry(self) -> bool:
@@ -134,7 +147,10 @@ class GCL(nn.Module):
             dropout and how it is drawn (:class:`~gcahng.hyperparameters.GCLConfig`; the defaults
             are the reference layers, with ``edge_dropout="paired"``).
     ``forward(data) -> (lam, node_logits)``: ``lam`` (E, D) in ``(0, 1)`` in the edge order of
-    ``data.edge_index``; ``node_logits`` (B, num_classes). ``data`` may also be one rank's
+    ``data.edge_index``; ``node_logits`` (B, num_classes). ``forward(data, lambda_grad=False)``
+    returns the same values with ``lam`` not differentiable: for a caller that detaches it (the
+    first pass of a training step), the last edge update and the read-out then run without
+    autograd, since no gradient of theirs could reach a loss. ``data`` may also be one rank's
     :class:`~gcahng.distributed.graph.RowsGraph` of a graph over all ranks: then ``lam`` and
     ``node_logits`` are the rows of that rank's nodes (:func:`~gcahng.distributed.graph.gcl_rows`);
     such a graph always takes the ordered computation.
@@ -183,25 +199,27 @@ class GCL(nn.Module):
             return None
         return pair_graph(data)
 
-    def forward(self, data: Data) -> tuple[Tensor, Tensor]:
+    def forward(self, data: Data, lambda_grad: bool = True) -> tuple[Tensor, Tensor]:
         if getattr(data, "spans_ranks", False):  # a rank's rows of a graph over all ranks
             from gcahng.distributed.graph import gcl_rows
 
-            return gcl_rows(self, data)
+            lam, node_logits = gcl_rows(self, data)
+            return (lam if lambda_grad else lam.detach()), node_logits
         if data.x.shape[1] != self.dim:
             raise InputError(f"graph node features have size {data.x.shape[1]}, GCL expects {self.dim}")
         h = self.reduce(data.x)  # (B, D)
         edges = self.pair_graph(data)
-        if edges is None:
-            w = data.edge_attr  # (E, D)
-            for layer in self.layers:
-                h, w = layer(h, w, data)
+        w = data.edge_attr if edges is None else edges.edge_attr  # (E, D), or (P, D): one row per pair
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            h, w = layer(h, w, data, edges, edge_grad=lambda_grad or i < last)
+        with contextlib.nullcontext() if lambda_grad else torch.no_grad():
+            if edges is None:
+                w = self.edge_bn(w)
+            else:
+                w = pair_batch_norm(self.edge_bn, w, edges.pairs)
             # float32 out of a lower-precision autocast region: CACAI and the losses need it
-            lam = torch.sigmoid(at_least_float32(self.edge_readout(self.edge_bn(w))))  # (E, D)
-        else:
-            w = edges.edge_attr  # (P, D), one row per unordered pair
-            for layer in self.layers:
-                h, w = layer(h, w, data, edges)
-            lam = torch.sigmoid(at_least_float32(self.edge_readout(pair_batch_norm(self.edge_bn, w, edges.pairs))))
-            lam = edges.pairs.expand(lam)  # (P, D) -> (E, D)
+            lam = torch.sigmoid(at_least_float32(self.edge_readout(w)))  # (E, D) or (P, D)
+            if edges is not None:
+                lam = edges.pairs.expand(lam)  # (P, D) -> (E, D)
         return lam, at_least_float32(self.node_classifier(self.node_bn(h)))  # (B, num_classes)

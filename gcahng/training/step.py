@@ -50,9 +50,11 @@ class RunningMeans:
 
 
 def _clip(module: nn.Module, value: float) -> None:
-    grads = [p for p in module.parameters() if p.grad is not None]
-    if grads:
-        nn.utils.clip_grad_value_(grads, value)
+    """``clip_grad_value_`` in one pass over each gradient (its foreach form makes two)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.grad is not None:
+                p.grad.clamp_(-value, value)
 
 
 def _detached(graph: Data | None) -> Data | None:
@@ -87,8 +89,8 @@ class _OneProcess:
         return build_batch_graph(z, labels, C, m), CandidateGeometry.of(z, C, m)
 
     def correlate(self, gen: HardNegativeGenerator, z: Tensor, labels: Tensor, C: int, m: int, z_all: Tensor,
-                  graph: Data | None = None):
-        return gen.correlate(z, labels, C, m, graph=graph)
+                  graph: Data | None = None, lambda_grad: bool = True):
+        return gen.correlate(z, labels, C, m, graph=graph, lambda_grad=lambda_grad)
 
     def interpolate(self, gen: HardNegativeGenerator, z, lam, gamma, labels, C, m, rng, graph, geometry=None):
         return gen.interpolate(z, lam, gamma, labels, C, m, rng, graph, geometry=geometry)
@@ -211,10 +213,11 @@ class TrainingStep:
             graph, lam = None, None
             if cfg.mode == "gca":
                 with self._autocast(z.device):
-                    graph, lam, node_logits = scope.correlate(gen, z, labels, C, m, z_all, prepared_graph)
+                    # lambda enters J_metric detached, so its last edge update needs no autograd
+                    graph, lam, node_logits = scope.correlate(gen, z, labels, C, m, z_all, prepared_graph,
+                                                              lambda_grad=False)
                 out["J_gce"] = scope.rows_mean(F.cross_entropy(node_logits, labels))
                 j_metric = j_metric + out["J_gce"]
-                lam = lam.detach()
             negatives = scope.interpolate(gen, z_all, lam, self.gamma, labels_all, C_all, m, self.rng, graph, geometry)
             out["J_syn"] = scope.synthetic(self.metric_loss, z_all, negatives, labels_all, C_all, m)
             j_metric = j_metric + self.synthetic_weight * out["J_syn"]

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gcahng.cli.main import cli
+from gcahng.formats.atomic import is_temporary
 from gcahng.formats.checkpoint import WRITE_DELAY_ENV
 from gcahng.models import BACKBONES
 from gcahng.retrieval import load
@@ -205,7 +206,7 @@ def _resume_and_compare(run: Path, uninterrupted: dict) -> None:
     assert code == 0, output
     assert json.loads((run / "test_metrics.json").read_text())["metrics"] == uninterrupted["metrics"]
     assert [r["epoch"] for r in _records(run)] == [1, 2, 3]
-    assert not [p for p in (run / "checkpoints").iterdir() if ".tmp-" in p.name]
+    assert not [p for p in (run / "checkpoints").iterdir() if is_temporary(p.name)]
 
 
 def test_resume_after_kill_between_epochs_equals_the_uninterrupted_run(tmp_path: Path, uninterrupted: dict) -> None:
@@ -225,7 +226,7 @@ def test_resume_after_kill_during_a_checkpoint_write_equals_the_uninterrupted_ru
     process = _spawn([*TINY, "--epochs", "3", "--out", str(run)], {WRITE_DELAY_ENV: "1"})
     folder = run / "checkpoints"
     # the second write of last.pt: its temporary file is complete but not yet renamed
-    _wait_for(lambda: (folder / "last.pt").exists() and any(".tmp-" in p.name for p in folder.iterdir()), process)
+    _wait_for(lambda: (folder / "last.pt").exists() and any(is_temporary(p.name) for p in folder.iterdir()), process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert torch.load(folder / "last.pt", weights_only=True)["epoch"] == 1  # the previous checkpoint, intact

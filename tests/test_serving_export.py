@@ -73,3 +73,16 @@ def test_low_opset_and_missing_checkpoint_are_clear_errors(tmp_path):
     assert result.exit_code != 0 and "checkpoint not found" in result.output
     result = CliRunner().invoke(cli, ["export", str(tmp_path / "none.pt"), "--out", "x.onnx", "--opset", "17"])
     assert result.exit_code != 0 and "17" in result.output
+
+
+def test_export_writes_through_a_unique_temporary_and_leaves_other_files_alone(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "m.pt")
+    out = tmp_path / "new folder" / "m.onnx"
+    out.parent.mkdir()
+    neighbour = out.with_name("m.onnx.tmp")  # a name an export once used for its temporary
+    neighbour.write_bytes(b"the user's")
+    export_onnx(ckpt, out)
+    assert neighbour.read_bytes() == b"the user's"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.onnx", "m.onnx.tmp"]
+    export_onnx(ckpt, tmp_path / "made" / "m.onnx")  # a missing folder is created
+    assert (tmp_path / "made" / "m.onnx").is_file()

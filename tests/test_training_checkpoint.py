@@ -13,12 +13,8 @@ import torch
 
 from gcahng.config import TrainConfig
 from gcahng.errors import CheckpointError
-from gcahng.formats.checkpoint import (
-    atomic_save,
-    load_training_checkpoint,
-    read_checkpoint,
-    remove_stale_temporaries,
-)
+from gcahng.formats.atomic import remove_stale_temporaries
+from gcahng.formats.checkpoint import atomic_save, load_training_checkpoint, read_checkpoint
 from gcahng.training.build import build_training_parts
 from gcahng.training.evaluate import load_for_evaluation
 from gcahng.training.schedule import apply_warmup
@@ -41,10 +37,11 @@ def test_atomic_save_replaces_the_file_and_a_failed_write_keeps_the_old_one(tmp_
 
 
 def test_stale_temporaries_are_removed(tmp_path: Path) -> None:
-    (tmp_path / ".last.pt.tmp-123").write_bytes(b"torn")
+    (tmp_path / ".last.pt.0123abcd.tmp").write_bytes(b"torn")
     (tmp_path / "last.pt").write_bytes(b"kept")
+    (tmp_path / ".notes.tmp").write_bytes(b"a file of the user's: not a temporary's name")
     assert remove_stale_temporaries(tmp_path) == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.tmp", "last.pt"]
 
 
 def test_unreadable_and_foreign_checkpoints_are_named(tmp_path: Path) -> None:

@@ -2,13 +2,15 @@
 
 The content goes to a uniquely named temporary beside the target (``.NAME.XXXXXXXX.tmp``), is
 flushed and fsync'ed, then renamed over the target (a symbolic link at the target is replaced,
-never written through). A full disk is one clear error naming the target; the temporary file
-is removed on any failure.
+never written through) and the rename is made durable. A full disk is one clear error naming
+the target; the temporary file is removed on any failure, and one that a killed writer left is
+recognised by its name (:func:`remove_stale_temporaries`).
 """
 from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 from gcahng.errors import DiskFullError
 
 TEMP_SUFFIX = ".tmp"
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}" + re.escape(TEMP_SUFFIX))
 
 
 def is_disk_full(err: BaseException, where: str | Path | None = None) -> bool:
@@ -41,7 +44,21 @@ def is_disk_full(err: BaseException, where: str | Path | None = None) -> bool:
 
 def is_temporary_of(name: str, target_name: str) -> bool:
     """Whether the file ``name`` is a temporary of :func:`write_atomically` for ``target_name``."""
-    return name.startswith(f".{target_name}.") and name.endswith(TEMP_SUFFIX)
+    return name.startswith(f".{target_name}.") and is_temporary(name)
+
+
+def is_temporary(name: str) -> bool:
+    """Whether the file ``name`` is a temporary of :func:`write_atomically` (for any target)."""
+    return _TEMPORARY.fullmatch(name) is not None
+
+
+def remove_stale_temporaries(folder: str | Path) -> int:
+    """Delete the temporaries that killed writers left in ``folder`` (which the caller owns, so no
+    writer is running there); returns how many."""
+    stale = [p for p in Path(folder).iterdir() if is_temporary(p.name) and p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def write_atomically(target: str | Path, write: Callable[[str], None]) -> None:
@@ -64,6 +81,21 @@ def write_atomically(target: str | Path, write: Callable[[str], None]) -> None:
         if is_disk_full(err, target.parent):
             raise DiskFullError(f"no space left on device writing {target}") from None
         raise
+    _sync_folder(target.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync the folder so that a rename in it survives a power cut (where the system allows it)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass  # some file systems cannot sync a folder; the rename itself is still atomic
+    finally:
+        os.close(handle)
 
 
 def write_bytes(data: bytes) -> Callable[[str], None]:

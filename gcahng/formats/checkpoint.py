@@ -32,7 +32,6 @@ import hashlib
 import json
 import math
 import os
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gcahng.data.images import MAX_IMAGE_PIXELS
-from gcahng.errors import CheckpointError, InputError
-from gcahng.formats.atomic import is_disk_full
+from gcahng.errors import CheckpointError, DiskFullError, InputError
+from gcahng.formats.atomic import write_atomically
 from gcahng.user_paths import describe, regular_file
 
 if TYPE_CHECKING:
@@ -56,7 +55,6 @@ TRAINING_KEYS = ("generator", "metric_loss", "optimizers", "schedulers", "step",
 #: Fault-injection hook for the crash tests: seconds to sleep between writing the temporary
 #: file and renaming it (a process killed then must leave the previous checkpoint intact).
 WRITE_DELAY_ENV = "GCAHNG_CHECKPOINT_WRITE_DELAY"
-TEMP_MARKER = ".tmp-"
 _ZIP_MAGIC, _PICKLE_MAGIC = b"PK", b"\x80"
 HEAD_WEIGHT = "fc.1.weight"
 """The embedding head's Linear weight (D, F) in ``model`` (``EmbeddingModel.fc`` is BatchNorm1d -> Linear)."""
@@ -79,15 +77,17 @@ def training_payload(*, model_spec: dict[str, Any], model: dict, generator: dict
 
 
 def atomic_save(payload: dict[str, Any], path: str | Path) -> None:
-    """``torch.save(payload)`` to ``path`` through a temporary file, flush, fsync and rename.
+    """``torch.save(payload)`` to ``path`` through :func:`~gcahng.formats.atomic.write_atomically`.
 
     A full disk raises :class:`CheckpointError` ``no space left on device writing PATH``; the
-    previous file at ``path`` stays intact and the temporary file is removed.
+    previous file at ``path`` stays intact and the temporary file is removed. With the
+    environment variable ``WRITE_DELAY_ENV`` set to seconds, the complete temporary waits that
+    long before its rename (the crash tests kill the writer then).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
-    try:
+
+    def write(temporary: str) -> None:
         with open(temporary, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()
@@ -95,25 +95,11 @@ def atomic_save(payload: dict[str, Any], path: str | Path) -> None:
         delay = float(os.environ.get(WRITE_DELAY_ENV, "0") or 0)
         if delay > 0:
             time.sleep(delay)
-        os.replace(temporary, path)
-    except BaseException as err:
-        temporary.unlink(missing_ok=True)
-        if is_disk_full(err, path.parent):
-            raise CheckpointError(f"no space left on device writing {path}") from None
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
+
     try:
-        os.fsync(directory)  # make the rename itself durable
-    finally:
-        os.close(directory)
-
-
-def remove_stale_temporaries(folder: str | Path) -> int:
-    """Delete temporary files a killed writer left in ``folder``; returns how many."""
-    stale = [p for p in Path(folder).glob(f".*{TEMP_MARKER}*") if p.is_file()]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
+        write_atomically(path, write)
+    except DiskFullError as err:
+        raise CheckpointError(str(err)) from None
 
 
 def read_payload(path: str | Path, *, mmap: bool = False) -> Any:

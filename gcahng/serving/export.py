@@ -21,6 +21,7 @@ from PIL import Image
 from torch import nn
 
 from gcahng.errors import GcahngError, InputError
+from gcahng.formats.atomic import write_atomically
 from gcahng.retrieval.embedder import Embedder, load
 from gcahng.serving.onnx_format import INPUT_NAME, ONNX_FORMAT, ONNX_VERSION, OUTPUT_NAME, PREFIX
 
@@ -110,8 +111,9 @@ def export_onnx(
     size = preprocess.image_size
     module = _NormalisedEmbedding(embedder.model).eval()
     example = torch.zeros(2, 3, size, size)
-    tmp = out.with_name(out.name + ".tmp")
-    try:
+    checked: dict[str, float | int] = {}
+
+    def write(tmp: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
@@ -121,8 +123,8 @@ def export_onnx(
             )
         if program is None:
             raise ExportError("torch.onnx.export returned no program")
-        program.save(str(tmp))
-        model = onnx.load(str(tmp))
+        program.save(tmp)
+        model = onnx.load(tmp)
         spec = embedder.spec.to_dict() | {"image_size": size, "resize_size": preprocess.resize_size}
         meta = {"format": ONNX_FORMAT, "version": ONNX_VERSION, "embedding_dim": str(embedder.embedding_dim),
                 "preprocess": json.dumps(preprocess.to_dict()), "model_spec": json.dumps(spec),
@@ -131,21 +133,26 @@ def export_onnx(
         for key, value in meta.items():
             entry = model.metadata_props.add()
             entry.key, entry.value = PREFIX + key, value
-        onnx.save(model, str(tmp))
+        onnx.save(model, tmp)
         images = _verification_images(None if images_dir is None else Path(images_dir))
         batch = preprocess.batch(images)
         expected = embedder.embed_batch(torch.from_numpy(batch))
-        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
         got = session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
         diff = float(np.abs(got - expected).max())
         if got.shape != expected.shape or not diff <= TOLERANCE:
             raise ExportError(f"onnxruntime differs from PyTorch by {diff:.3g} (max abs; allowed {TOLERANCE}) "
                               f"on {len(images)} images; {out} not written")
-        os.replace(tmp, out)
+        checked.update(diff=diff, images=len(images))
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(out, write)  # a unique temporary beside ``out``, renamed into place once verified
     except GcahngError:
         raise
     except Exception as err:  # the exporter raises many types
         raise ExportError(f"cannot export {checkpoint} to ONNX: {type(err).__name__}: {err}") from err
-    finally:
-        tmp.unlink(missing_ok=True)
-    return ExportReport(out, opset, embedder.embedding_dim, size, diff, len(images))
+    diff, count = float(checked["diff"]), int(checked["images"])
+    return ExportReport(out, opset, embedder.embedding_dim, size, diff, count)

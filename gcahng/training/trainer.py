@@ -46,7 +46,8 @@ from gcahng.distributed.runtime import (
 from gcahng.errors import CheckpointError, ConfigError, GcahngError
 from gcahng.evaluation import RetrievalMetrics
 from gcahng.formats import metrics_log
-from gcahng.formats.checkpoint import atomic_save, load_training_checkpoint, remove_stale_temporaries, training_payload
+from gcahng.formats.atomic import remove_stale_temporaries
+from gcahng.formats.checkpoint import atomic_save, load_training_checkpoint, training_payload
 from gcahng.formats.metrics_log import METRICS_FILE
 from gcahng.training.build import (
     TrainingParts,

@@ -25,7 +25,7 @@ def test_evidence_runs_the_grid_and_writes_tables_with_their_command(tmp_path: P
                    "--epochs", "1", "--set", "embedding_dim=16", "--set", "image_size=16", "--set", "resize_size=16",
                    "--set", "class_augmentation=none", "--set", "device=cpu", "--set", "workers=0"])
     text = doc.read_text()
-    assert "gcahng ablate digits --grid generator=none,gca" in text
+    assert "gcahng ablate digits --config benchmarks/configs/digits_evidence.yaml --grid generator=none,gca" in text
     rows = [line for line in text.splitlines() if line.startswith("| npair |")]
     # per regime (scratch, then pretrained on the generated glyphs): none and gca in the table, gca in the
     # paired differences
@@ -33,3 +33,13 @@ def test_evidence_runs_the_grid_and_writes_tables_with_their_command(tmp_path: P
     assert rows[2].endswith("/2 |") and rows[5].endswith("/2 |")  # paired over both seeds
     assert "gcahng ablate cub200 --set data_root=" in text and "benchmarks/configs/glyphs_lite0.yaml" in text
     assert "SHA-256" in text and "Not run" not in text
+
+
+def test_regenerating_the_doc_keeps_the_hand_written_findings(tmp_path: Path) -> None:
+    evidence = _evidence_module()
+    doc = tmp_path / "evidence.md"
+    doc.write_text(f"# old tables\n\n{evidence.FINDINGS}\n\n## Findings\n\ngca helped in 2 of 3 seeds.\n")
+    evidence.write_doc(tmp_path / "nothing run", {}, doc)
+    text = doc.read_text()
+    assert "# old tables" not in text and "Not run yet" in text
+    assert text.endswith(f"{evidence.FINDINGS}\n\n## Findings\n\ngca helped in 2 of 3 seeds.\n")

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gcahng.cli.main import cli
+from gcahng.formats.atomic import is_temporary
 from gcahng.formats.index_folder import FAISS_FILE, GALLERY_FILE, META_FILE
 from gcahng.locking import LOCK_FILE
 from gcahng.models.embedding import create_embedding_model
@@ -126,7 +127,7 @@ def test_temporary_files_have_unique_names_and_leftovers_count_as_the_index(tmp_
     ckpt, gallery = world
     out = tmp_path / "index"
     assert _index(ckpt, "--images", gallery, "--out", out)[0] == 0
-    leftover = out / f".{FAISS_FILE}.killedwriter.tmp"  # what a writer killed mid-write leaves
+    leftover = out / f".{FAISS_FILE}.0badc0de.tmp"  # what a writer killed mid-write leaves
     leftover.write_bytes(b"partial")
     contents = Index.load(out)
     renamed: list[str] = []
@@ -137,7 +138,7 @@ def test_temporary_files_have_unique_names_and_leftovers_count_as_the_index(tmp_
         contents.save(tmp_path / "again")
     assert len(renamed) == 6 and len(set(renamed)) == 6
     assert all(name.startswith((f".{FAISS_FILE}.", f".{GALLERY_FILE}.", f".{META_FILE}."))
-               and name.endswith(".tmp") for name in renamed)
+               and is_temporary(name) for name in renamed)
     monkeypatch.setattr(os, "replace", real_replace)
     code, output = _index(ckpt, "--images", gallery, "--out", out, "--force")
     assert code == 0, output

@@ -27,9 +27,8 @@ from gcahng.graph.registries import EDGE_TO_NODE, NODE_TO_EDGE, NODE_TO_NODE, Sk
 from gcahng.hyperparameters import GCLConfig
 
 #: The GELU-LayerNorm blocks on the edge rows recompute in backward only for inputs of at least
-#: this many bytes: below it the two kept outputs cost little memory and the recomputation
-#: (about 15 % of a small GCL's backward) costs time. (B = 81, D = 512: 6.8 MB, recomputed;
-#: the digits default, 210 pairs x 256: 0.2 MB, kept.)
+#: this many bytes: below it the two kept outputs cost little memory and the recomputation costs
+#: time. (B = 81, D = 512: 6.8 MB, recomputed; the digits default, 210 pairs x 256: 0.2 MB, kept.)
 RECOMPUTE_MIN_BYTES = 4 * 2**20
 
 

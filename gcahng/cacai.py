@@ -174,9 +174,11 @@ def cacai(
     u = _mixing_weights(m, C, random_weighting, generator, z)  # [t, s, a, n] or shared
     if anchor_slots is not None and u.shape[2] > 1:
         u = u[:, :, anchor_slots]
-    acc = zhat[:, :, 0]  # (m, C, C, D) [t, a, n]
+    # one view per candidate image s (unbind: a single gradient op instead of one zero-filled per select)
+    per_image = zhat.unbind(2)  # m x (m, C_a, C, D) [t, a, n]
+    acc = per_image[0]
     for s in range(1, m):
-        acc = zhat[:, :, s] + u[:, s - 1] * (acc - zhat[:, :, s])
+        acc = per_image[s] + u[:, s - 1] * (acc - per_image[s])
 
     Ca = anchors.numel()
     own = (anchors[:, None] == slots[None, :]).expand(m, Ca, C)  # [t, a, n]: n == a

@@ -63,6 +63,44 @@ def test_node_attention_is_stable_for_large_scores():
     assert (sums <= 1 + 1e-12).all()
 
 
+def _propagated(layer, h, g):
+    """NodeAttention through PyG's propagate over the cross-class edges (its path for any graph)."""
+    B = h.shape[0]
+    q, k, v = layer._heads(layer.lin_q(h)), layer._heads(layer.lin_k(h)), layer._heads(layer.lin_v(h))
+    edges = g.edge_index[:, ~g.same_class]
+    return layer.lin_out(layer.propagate(edges, q=q, k=k, v=v, size=(B, B)).reshape(B, -1))
+
+
+@pytest.mark.parametrize("C,m,scale", [(4, 3, 1.0), (1, 4, 1.0), (3, 2, 1e4)])
+def test_node_attention_dense_path_equals_propagate_with_gradients(C, m, scale):
+    """On the complete batch graph the layer computes (H, B, B) matrices; values and gradients
+    are those of the per-edge propagate, also with one class (no cross-class edge) and huge scores."""
+    torch.manual_seed(1)
+    D, H = 8, 2
+    g = _graph(C, m, D)
+    layer = NodeAttention(D, heads=H).double()
+    h = (torch.randn(C * m, D, dtype=torch.float64) * scale).requires_grad_(True)
+    dense, sparse = layer(h, g), _propagated(layer, h, g)
+    assert torch.isfinite(dense).all()
+    torch.testing.assert_close(dense, sparse, rtol=1e-12, atol=1e-12)
+    grad_out = torch.randn_like(dense)
+    got = torch.autograd.grad(dense, [h, *layer.parameters()], grad_out)
+    want = torch.autograd.grad(sparse, [h, *layer.parameters()], grad_out)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_node_attention_on_reordered_edges_takes_the_per_edge_path():
+    torch.manual_seed(2)
+    g = _graph(3, 2, 8)
+    layer = NodeAttention(8, heads=2).double()
+    h = torch.randn(6, 8, dtype=torch.float64)
+    perm = torch.randperm(g.edge_index.shape[1])
+    shuffled = g.clone()
+    shuffled.edge_index, shuffled.same_class = g.edge_index[:, perm], g.same_class[perm]
+    torch.testing.assert_close(layer(h, shuffled), layer(h, g), rtol=1e-12, atol=1e-12)
+
+
 def test_projections_run_on_nodes_not_on_gathered_edges():
     C, m, D = 3, 2, 8
     g = _graph(C, m, D)

@@ -1,6 +1,7 @@
 """The batch similarity graph of method.md §2 as a PyTorch Geometric ``Data`` object."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -56,7 +57,7 @@ def check_row_major(
         )
     B = layout.num_nodes
     edge_index = graph.edge_index
-    if tuple(edge_index.shape) != (2, B * B) or not torch.equal(edge_index, complete_edge_index(B, edge_index.device)):
+    if not is_complete_edge_index(edge_index, B):
         raise InputError(
             f"{consumer} needs the edges in the {COMPLETE_ROW_MAJOR} order of build_batch_graph "
             f"({B * B} edges, e = i*{B} + j); this graph's {edge_index.shape[1]} edges were reordered or dropped"
@@ -67,6 +68,15 @@ def check_row_major(
             f"got {tuple(lam.shape)} (a layer that drops or adds edges cannot feed it)"
         )
     return layout
+
+
+def complete_graph_size(graph: Data) -> int | None:
+    """``B`` when ``graph`` is the complete row-major graph of :func:`build_batch_graph` (its recorded
+    layout and its edges), else ``None``: the test for the layers' dense and per-pair computations."""
+    layout = getattr(graph, "layout", None)
+    if not isinstance(layout, GraphLayout) or layout.kind != COMPLETE_ROW_MAJOR:
+        return None
+    return layout.num_nodes if is_complete_edge_index(graph.edge_index, layout.num_nodes) else None
 
 
 def check_chunk_major(labels: Tensor, classes_per_batch: int, per_class: int) -> None:
@@ -111,10 +121,23 @@ def channel_correlations(z: Tensor) -> Tensor:
     return (u.unsqueeze(1) * u.unsqueeze(0)).reshape(B * B, D)
 
 
-def complete_edge_index(num_nodes: int, device: torch.device | None = None) -> Tensor:
-    """(2, B*B) edge index of the complete graph with self-loops, row-major: e = i*B + j."""
+@functools.lru_cache(maxsize=16)
+def _shared_complete_edge_index(num_nodes: int, device: torch.device) -> Tensor:
+    # built once per size and device; only compared with, never handed out
     idx = torch.arange(num_nodes, device=device)
     return torch.stack([idx.repeat_interleave(num_nodes), idx.repeat(num_nodes)])
+
+
+def complete_edge_index(num_nodes: int, device: torch.device | None = None) -> Tensor:
+    """(2, B*B) edge index of the complete graph with self-loops, row-major: e = i*B + j (a new tensor)."""
+    return _shared_complete_edge_index(num_nodes, torch.device(device or "cpu")).clone()
+
+
+def is_complete_edge_index(edge_index: Tensor, num_nodes: int) -> bool:
+    """Whether ``edge_index`` is :func:`complete_edge_index` of ``num_nodes`` nodes (shape and values)."""
+    B = num_nodes
+    return tuple(edge_index.shape) == (2, B * B) and torch.equal(
+        edge_index, _shared_complete_edge_index(B, edge_index.device))
 
 
 def build_batch_graph(

@@ -13,9 +13,10 @@ from torch_geometric.data import Data
 from torch_geometric.nn import GATv2Conv, MessagePassing
 
 from gcahng.errors import InputError
+from gcahng.graph.batch_graph import complete_graph_size
 from gcahng.graph.ops import at_least_float32, gather_dot, gather_scale
 from gcahng.graph.registries import NODE_TO_NODE, NodeToNodeLayer
-from gcahng.graph.softmax import zero_slot_softmax
+from gcahng.graph.softmax import dense_zero_slot_softmax, zero_slot_softmax
 
 
 def cross_class_edges(data: Data) -> Tensor:
@@ -68,8 +69,20 @@ class NodeAttention(NodeToNodeLayer, MessagePassing):
     def forward(self, h: Tensor, data: Data) -> Tensor:
         B = h.shape[0]
         q, k, v = self._heads(self.lin_q(h)), self._heads(self.lin_k(h)), self._heads(self.lin_v(h))
-        out = self.propagate(cross_class_edges(data), q=q, k=k, v=v, size=(B, B))  # (B, H, D/H)
+        if complete_graph_size(data) == B:
+            out = self._dense(q, k, v, data.same_class.view(B, B))
+        else:
+            out = self.propagate(cross_class_edges(data), q=q, k=k, v=v, size=(B, B))  # (B, H, D/H)
         return self.lin_out(out.reshape(B, -1))
+
+    def _dense(self, q: Tensor, k: Tensor, v: Tensor, same_class: Tensor) -> Tensor:
+        """The same weights and messages on the complete batch graph as (H, B, B) matrices: a few
+        large operations instead of gathers and scatters over the cross-class edges. ``same_class``
+        (B, B) is symmetric, so it masks ``[target, source]`` as it is."""
+        heads_first = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)  # (H, B, D/H)
+        scores = at_least_float32(heads_first[0] @ heads_first[1].transpose(1, 2)) / math.sqrt(self.head_dim)
+        a = dense_zero_slot_softmax(scores, ~same_class)  # (H, B_target, B_source)
+        return (a.to(v.dtype) @ heads_first[2]).transpose(0, 1)  # (B, H, D/H): sum_i a_ij v_i
 
     def _weights(self, q: Tensor, k: Tensor, src: Tensor, dst: Tensor, num_nodes: int) -> Tensor:
         scores = at_least_float32(gather_dot(q, k, dst, src)) / math.sqrt(self.head_dim)  # (E', H): <q_dst, k_src>

@@ -8,13 +8,14 @@ BatchNorm statistics over the ordered edges computed from the pairs (:func:`pair
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from gcahng.graph.batch_graph import COMPLETE_ROW_MAJOR, GraphLayout, complete_edge_index
+from gcahng.graph.batch_graph import complete_graph_size
 
 
 @dataclass(frozen=True)
@@ -72,27 +73,31 @@ class UnorderedPairs:
         return x[:B].sum(0) + 2 * x[B:].sum(0)
 
 
+@functools.lru_cache(maxsize=16)
+def _shared_pairs(num_nodes: int, device: torch.device) -> UnorderedPairs:
+    # the indexing depends on B alone: built once per size and device (its tensors are only read)
+    return UnorderedPairs.build(num_nodes, device)
+
+
 def pair_graph(data: Data) -> Data | None:
     """The pair view of a batch graph, or ``None`` when ``data`` is not the complete row-major
     graph of :func:`~gcahng.graph.build_batch_graph` with symmetric ``edge_attr`` (then its edges
     cannot be computed per pair).
 
     Returns a ``Data`` with ``x``, ``y``, ``edge_index`` (2, P) and ``edge_attr`` (P, D) of the
-    pairs, ``same_class`` (P,) and ``pairs``, the :class:`UnorderedPairs`.
+    pairs, ``same_class`` (P,) and ``pairs``, the :class:`UnorderedPairs` (built once per ``B`` and
+    device and shared by every call: its index tensors are read, never modified in place).
     """
-    layout = getattr(data, "layout", None)
-    if not isinstance(layout, GraphLayout) or layout.kind != COMPLETE_ROW_MAJOR:
+    B = complete_graph_size(data)
+    if B is None:
         return None
-    B = layout.num_nodes
     edge_index, w = data.edge_index, data.edge_attr
-    if tuple(edge_index.shape) != (2, B * B) or not torch.equal(edge_index, complete_edge_index(B, edge_index.device)):
-        return None
     if w is None or w.dim() != 2 or w.shape[0] != B * B:
         return None
     square = w.view(B, B, -1)
     if not torch.equal(square, square.transpose(0, 1)):
         return None
-    pairs = UnorderedPairs.build(B, edge_index.device)
+    pairs = _shared_pairs(B, edge_index.device)
     return Data(x=data.x, y=data.y, edge_index=pairs.edge_index, edge_attr=w.index_select(0, pairs.ordered_edge),
                 same_class=data.same_class.index_select(0, pairs.ordered_edge), pairs=pairs, num_nodes=B)
 

@@ -23,3 +23,19 @@ def zero_slot_softmax(scores: Tensor, index: Tensor, num_nodes: int) -> Tensor:
     expd = (scores - node_max[index]).exp()  # (E, ...)
     denom = (-node_max).exp() + scatter(expd, index, dim=0, dim_size=num_nodes, reduce="sum")
     return expd / denom[index]
+
+
+def dense_zero_slot_softmax(scores: Tensor, mask: Tensor) -> Tensor:
+    """:func:`zero_slot_softmax` on a dense score matrix: row ``j`` of ``scores`` holds the scores
+    of the edges entering ``j``, and only the entries where ``mask`` is true are edges.
+
+    Args:
+        scores: (..., N, M) scores, ``[..., target, source]``.
+        mask: (N, M) bool, true where the edge ``source -> target`` exists.
+    Returns:
+        (..., N, M) weights, exactly 0 where ``mask`` is false.
+    """
+    scores = scores.masked_fill(~mask, float("-inf"))
+    top = scores.detach().amax(dim=-1, keepdim=True).clamp_min(0.0)  # the zero slot takes part
+    expd = (scores - top).exp()
+    return expd / ((-top).exp() + expd.sum(dim=-1, keepdim=True))

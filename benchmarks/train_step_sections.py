@@ -1,6 +1,7 @@
 """Where one GCA-HNG training iteration spends its time: wall time per section of the step, the
-number of operations of one GCL forward and backward, and gradient clipping against torch's
-``clip_grad_value_``. Feeds ``benchmarks/results/train_step_profile.md``.
+number of operations of one GCL forward and backward, gradient clipping against torch's
+``clip_grad_value_``, and the node-level linear layers with their weights in cache and evicted.
+Feeds ``benchmarks/results/train_step_profile.md``.
 
     python benchmarks/train_step_sections.py --config benchmarks/configs/digits_iteration.yaml --threads 1
 
@@ -84,6 +85,27 @@ def clip_times(module: torch.nn.Module, repeats: int) -> tuple[float, float]:
     return statistics.median(times["ours"]), statistics.median(times["torch"])
 
 
+def cold_gemm_times(repeats: int = 200) -> list[tuple[str, float, float]]:
+    """Median microseconds of the GCL's node-level linear layers (B = 20 rows) with their weights
+    in cache (called back to back) and evicted (a 32 MB buffer written between calls, as the rest
+    of a training iteration does)."""
+    evict = torch.zeros(8 * 2**20)
+    rows = []
+    for out_dim, in_dim in ((256, 256), (1024, 256), (256, 1024)):
+        x, weight, bias = torch.randn(20, in_dim), torch.randn(out_dim, in_dim), torch.randn(out_dim)
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(repeats):
+            for cold in (False, True):
+                if cold:
+                    evict.add_(1.0)
+                start = time.perf_counter()
+                torch.nn.functional.linear(x, weight, bias)
+                times[cold].append(time.perf_counter() - start)
+        rows.append((f"20 x {in_dim} -> {out_dim}", 1e6 * statistics.median(times[False]),
+                     1e6 * statistics.median(times[True])))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, required=True)
@@ -125,6 +147,9 @@ def main() -> None:
     ours, theirs = clip_times(parts.generator.gcl, repeats=200)
     print(f"clipping the GCL's gradients: {1e3 * ours:.2f} ms (one clamp_ each), "
           f"clip_grad_value_ {1e3 * theirs:.2f} ms")
+    print("| node-level linear layer | weights in cache (us) | weights evicted (us) |\n|---|---|---|")
+    for name, hot, cold in cold_gemm_times():
+        print(f"| {name} | {hot:.0f} | {cold:.0f} |")
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ def test_node_attention_dense_path_equals_propagate_with_gradients(C, m, scale):
     grad_out = torch.randn_like(dense)
     got = torch.autograd.grad(dense, [h, *layer.parameters()], grad_out)
     want = torch.autograd.grad(sparse, [h, *layer.parameters()], grad_out)
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 

@@ -4,7 +4,7 @@ The initial correlations are symmetric (``w_ij = w_ji``) and the reference layer
 (:mod:`gcahng.graph.registries`), so GCL can compute one row per unordered pair ``{i, j}`` and
 expand to the ``B^2`` ordered edges only where an ordered edge is needed. Here: the pair
 indexing (:class:`UnorderedPairs`), the pair view of a batch graph (:func:`pair_graph`) and
-BatchNorm statistics over the ordered edges computed from the pairs (:func:`pair_batch_norm`).
+BatchNorm over the ordered edges applied to the pairs (:func:`pair_batch_norm`).
 """
 from __future__ import annotations
 
@@ -105,21 +105,11 @@ def pair_graph(data: Data) -> Data | None:
 def pair_batch_norm(bn: nn.BatchNorm1d, x: Tensor, pairs: UnorderedPairs) -> Tensor:
     """``bn`` applied to the ordered edges, from their pair rows ``x`` (P, D) -> (P, D).
 
-    In training mode the batch statistics (and the running-statistics update) are those of the
-    ``B^2`` ordered rows: a self-pair weighs 1 and any other pair 2. In evaluation mode the
-    running statistics are used, as ``bn(x)`` does.
+    The ``B^2`` ordered rows hold each self-pair once and every other pair twice, so ``bn`` runs
+    on the pair rows with the other pairs repeated, ``(2P - B, D)``: the same rows as the ordered
+    edges, hence the same batch statistics and running-statistics update (in training mode, or
+    without running statistics). In evaluation mode the running statistics are used, as ``bn(x)`` does.
     """
     if not bn.training and bn.running_mean is not None:
         return bn(x)
-    E = pairs.num_edges
-    mean = pairs.sum_over_edges(x) / E  # (D,)
-    centred = x - mean
-    var = pairs.sum_over_edges(centred.pow(2)) / E  # biased, as BatchNorm normalises
-    if bn.training and bn.running_mean is not None:
-        with torch.no_grad():
-            bn.num_batches_tracked.add_(1)
-            factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
-            bn.running_mean.lerp_(mean.to(bn.running_mean.dtype), factor)
-            bn.running_var.lerp_((var * (E / (E - 1))).to(bn.running_var.dtype), factor)
-    out = centred * torch.rsqrt(var + bn.eps)
-    return out * bn.weight + bn.bias if bn.affine else out
+    return bn(torch.cat((x, x[pairs.num_nodes:])))[: x.shape[0]]

@@ -4,6 +4,7 @@ number of operations of one GCL forward and backward, gradient clipping against 
 Feeds ``benchmarks/results/train_step_profile.md``.
 
     python benchmarks/train_step_sections.py --config benchmarks/configs/digits_iteration.yaml --threads 1
+    python benchmarks/train_step_sections.py --config benchmarks/configs/digits_iteration.yaml --generator none
 
 Sections are timed by wrapping the step's calls (its scope, the embedding network, the optimisers
 and the clipping) in one process; a call made several times per iteration is numbered by its order
@@ -12,6 +13,7 @@ and the clipping) in one process; a call made several times per iteration is num
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 from collections import Counter, defaultdict
@@ -22,6 +24,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from train_step import build
 
 import gcahng.training.step as step_module
+from gcahng.choices import GENERATOR_MODES
 from gcahng.config import load_config
 from gcahng.graph import build_batch_graph
 
@@ -113,9 +116,13 @@ def main() -> None:
     parser.add_argument("--num-classes", type=int, default=40)
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--generator", choices=GENERATOR_MODES, help="override the config's generator mode "
+                        "(none: the metric-loss-only iteration)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
+    if args.generator:
+        cfg = dataclasses.replace(cfg, generator=args.generator)
     C, m = cfg.classes_per_batch, cfg.per_class
     parts, images, labels = build(cfg, torch.device("cpu"), args.num_classes)
     step = parts.step

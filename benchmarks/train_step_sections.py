@@ -1,6 +1,6 @@
 """Where one GCA-HNG training iteration spends its time: wall time per section of the step, the
 number of operations of one GCL forward and backward, gradient clipping against torch's
-``clip_grad_value_``, and the node-level linear layers with their weights in cache and evicted.
+``clip_grad_value_``, and the GCL's linear layers with their weights in cache and evicted.
 Feeds ``benchmarks/results/train_step_profile.md``.
 
     python benchmarks/train_step_sections.py --config benchmarks/configs/digits_iteration.yaml --threads 1
@@ -88,14 +88,14 @@ def clip_times(module: torch.nn.Module, repeats: int) -> tuple[float, float]:
     return statistics.median(times["ours"]), statistics.median(times["torch"])
 
 
-def cold_gemm_times(repeats: int = 200) -> list[tuple[str, float, float]]:
-    """Median microseconds of the GCL's node-level linear layers (B = 20 rows) with their weights
-    in cache (called back to back) and evicted (a 32 MB buffer written between calls, as the rest
-    of a training iteration does)."""
+def cold_gemm_times(repeats: int = 200) -> list[tuple[str, float, float, float]]:
+    """Median microseconds of the GCL's linear layers at the digits sizes (20 node rows, 210 pair rows)
+    with their weights in cache (called back to back) and evicted (a 32 MB buffer written between
+    calls, as the rest of a training iteration does), and GFLOP/s in cache."""
     evict = torch.zeros(8 * 2**20)
     rows = []
-    for out_dim, in_dim in ((256, 256), (1024, 256), (256, 1024)):
-        x, weight, bias = torch.randn(20, in_dim), torch.randn(out_dim, in_dim), torch.randn(out_dim)
+    for n, out_dim, in_dim in ((20, 256, 256), (20, 1024, 256), (20, 256, 1024), (210, 1024, 256), (210, 256, 1024)):
+        x, weight, bias = torch.randn(n, in_dim), torch.randn(out_dim, in_dim), torch.randn(out_dim)
         times: dict[bool, list[float]] = {False: [], True: []}
         for _ in range(repeats):
             for cold in (False, True):
@@ -104,8 +104,9 @@ def cold_gemm_times(repeats: int = 200) -> list[tuple[str, float, float]]:
                 start = time.perf_counter()
                 torch.nn.functional.linear(x, weight, bias)
                 times[cold].append(time.perf_counter() - start)
-        rows.append((f"20 x {in_dim} -> {out_dim}", 1e6 * statistics.median(times[False]),
-                     1e6 * statistics.median(times[True])))
+        hot = statistics.median(times[False])
+        rows.append((f"{n} x {in_dim} -> {out_dim}", 1e6 * hot, 1e6 * statistics.median(times[True]),
+                     2 * n * in_dim * out_dim / hot / 1e9))
     return rows
 
 
@@ -154,9 +155,9 @@ def main() -> None:
     ours, theirs = clip_times(parts.generator.gcl, repeats=200)
     print(f"clipping the GCL's gradients: {1e3 * ours:.2f} ms (one clamp_ each), "
           f"clip_grad_value_ {1e3 * theirs:.2f} ms")
-    print("| node-level linear layer | weights in cache (us) | weights evicted (us) |\n|---|---|---|")
-    for name, hot, cold in cold_gemm_times():
-        print(f"| {name} | {hot:.0f} | {cold:.0f} |")
+    print("| linear layer | weights in cache (us) | weights evicted (us) | GFLOP/s in cache |\n|---|---|---|---|")
+    for name, hot, cold, gflops in cold_gemm_times():
+        print(f"| {name} | {hot:.0f} | {cold:.0f} | {gflops:.0f} |")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Where one GCA-HNG training iteration spends its time: wall time per section of the step, the
-number of operations of one GCL forward and backward, gradient clipping against torch's
-``clip_grad_value_``, and the GCL's linear layers with their weights in cache and evicted.
+number of operations of one GCL forward and backward and its trained parameters, gradient clipping
+against torch's ``clip_grad_value_``, and the GCL's linear layers with their weights in cache and
+evicted.
 Feeds ``benchmarks/results/train_step_profile.md``.
 
     python benchmarks/train_step_sections.py --config benchmarks/configs/digits_iteration.yaml --threads 1
@@ -151,7 +152,9 @@ def main() -> None:
         print(f"| {name} | {1e3 * seconds / args.iterations:.2f} |")
     print(f"| the rest | {1e3 * (total - sum(sections.seconds.values()) / args.iterations):.2f} |")
     forward, backward = gcl_operation_counts(parts, images, labels, C, m)
-    print(f"GCL operations (ATen, B = {C * m}): {forward} forward, {backward} backward")
+    trained = sum(p.numel() for p in parts.generator.gcl.parameters() if p.requires_grad)
+    print(f"GCL operations (ATen, B = {C * m}): {forward} forward, {backward} backward; "
+          f"{trained:,} trained parameters")
     ours, theirs = clip_times(parts.generator.gcl, repeats=200)
     print(f"clipping the GCL's gradients: {1e3 * ours:.2f} ms (one clamp_ each), "
           f"clip_grad_value_ {1e3 * theirs:.2f} ms")

@@ -18,9 +18,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-
-#: (rows, in, out): the digits GCL's pair rows (210 pairs, D = 256, 4D = 1024) and node rows (20).
-SHAPES = ((210, 256, 1024), (210, 1024, 256), (210, 256, 256), (20, 256, 1024), (20, 256, 256))
+from train_step_sections import DIGITS_GCL_LINEARS
 
 
 def _median_us(calls: dict[str, Callable[[], torch.Tensor]], repeats: int) -> dict[str, float]:
@@ -51,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{args.threads} thread(s), median us per call (GFLOP/s)")
-    for rows, fan_in, fan_out in SHAPES:
+    for rows, fan_in, fan_out in DIGITS_GCL_LINEARS:
         x, weight, bias = torch.randn(rows, fan_in), torch.randn(fan_out, fan_in), torch.randn(fan_out)
         calls = _backends(x, weight, bias)
         for name, call in calls.items():  # the same values, to float32 rounding

@@ -89,13 +89,18 @@ def clip_times(module: torch.nn.Module, repeats: int) -> tuple[float, float]:
     return statistics.median(times["ours"]), statistics.median(times["torch"])
 
 
+#: The GCL's linear layers at the digits sizes as (rows, in, out): 20 node rows, 210 pair rows,
+#: D = 256, 4D = 1024.
+DIGITS_GCL_LINEARS = ((20, 256, 256), (20, 256, 1024), (20, 1024, 256), (210, 256, 1024), (210, 1024, 256))
+
+
 def cold_gemm_times(repeats: int = 200) -> list[tuple[str, float, float, float]]:
     """Median microseconds of the GCL's linear layers at the digits sizes (20 node rows, 210 pair rows)
     with their weights in cache (called back to back) and evicted (a 32 MB buffer written between
     calls, as the rest of a training iteration does), and GFLOP/s in cache."""
     evict = torch.zeros(8 * 2**20)
     rows = []
-    for n, out_dim, in_dim in ((20, 256, 256), (20, 1024, 256), (20, 256, 1024), (210, 1024, 256), (210, 256, 1024)):
+    for n, in_dim, out_dim in DIGITS_GCL_LINEARS:
         x, weight, bias = torch.randn(n, in_dim), torch.randn(out_dim, in_dim), torch.randn(out_dim)
         times: dict[bool, list[float]] = {False: [], True: []}
         for _ in range(repeats):

@@ -6,10 +6,12 @@ so the ratio holds under load even when the absolute times do not.
     python benchmarks/train_step.py --config benchmarks/configs/digits_iteration.yaml --devices cpu
     python benchmarks/train_step.py --config benchmarks/configs/glyphs_25x3.yaml --devices cpu
     python benchmarks/train_step.py --backbone resnet50 --classes-per-batch 27 --per-class 3 --image-size 224
+    python benchmarks/train_step.py --config benchmarks/configs/digits_iteration.yaml --set embedding_dim=16
 
 ``--config`` takes a training config YAML (the files in ``benchmarks/configs/`` are frozen
 copies, so that preset changes do not move the baseline); without it the config is built from
-the size options. The classifier has ``--num-classes`` classes (default: the training classes
+the size options; ``--set KEY=VALUE`` (repeatable, as in ``gcahng fit``) then changes fields of it
+for both sides. The classifier has ``--num-classes`` classes (default: the training classes
 of the config's dataset for ``--config`` (digits: 40), else 100). ``--profile FILE`` writes a
 torch.profiler table of one GCA-HNG iteration. ``--out FILE`` appends each result line (JSON).
 """
@@ -24,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from gcahng.config import TrainConfig, apply_overrides, load_config
+from gcahng.config import TrainConfig, apply_overrides, load_config, parse_assignments
+from gcahng.errors import ConfigError
 from gcahng.training.build import TrainingParts, build_training_parts, load_datasets
 
 
@@ -92,6 +95,8 @@ def main() -> None:
     parser.add_argument("--gcl-iterations", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--num-classes", type=int)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a config field for both sides (YAML value); repeatable")
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
@@ -112,6 +117,11 @@ def main() -> None:
             gcl_iterations=args.gcl_iterations, heads=args.heads,
         )
         num_classes = args.num_classes or 100
+    try:
+        overrides = parse_assignments(args.set)
+        base = apply_overrides(base, overrides)
+    except ConfigError as err:
+        parser.error(str(err))
     for name in args.devices:
         if name.startswith("cuda") and not torch.cuda.is_available():
             continue
@@ -121,7 +131,7 @@ def main() -> None:
         if args.profile is not None:
             profile_iteration(cfgs["gca"], device, num_classes, args.profile)
         timings = time_modes(cfgs, device, num_classes, args.iterations, args.warmup)
-        row = {"config": str(args.config) if args.config else None, "device": str(device),
+        row = {"config": str(args.config) if args.config else None, "set": overrides, "device": str(device),
                "threads": torch.get_num_threads(), "backbone": base.backbone,
                "batch": f"{base.classes_per_batch}x{base.per_class}", "image_size": base.image_size,
                "D": base.embedding_dim, "K": base.gcl_iterations, "H": base.heads, "amp": args.amp,

@@ -30,6 +30,9 @@ from gcahng.config import TrainConfig, apply_overrides, load_config, parse_assig
 from gcahng.errors import ConfigError
 from gcahng.training.build import TrainingParts, build_training_parts, load_datasets
 
+#: Config fields this script sets for each side itself (``--generator`` per side, ``--devices``, ``--amp``).
+SIDE_FIELDS = ("generator", "device", "amp")
+
 
 def build(cfg: TrainConfig, device: torch.device, num_classes: int) -> tuple[TrainingParts, torch.Tensor, torch.Tensor]:
     """The training parts of ``cfg`` in training mode and one random chunk-major batch."""
@@ -119,6 +122,10 @@ def main() -> None:
         num_classes = args.num_classes or 100
     try:
         overrides = parse_assignments(args.set)
+        taken = sorted(set(overrides) & set(SIDE_FIELDS))
+        if taken:
+            raise ConfigError(f"--set cannot change {', '.join(taken)}: the script sets "
+                              f"{', '.join(SIDE_FIELDS)} itself (use --devices, --amp)")
         base = apply_overrides(base, overrides)
     except ConfigError as err:
         parser.error(str(err))
@@ -126,7 +133,7 @@ def main() -> None:
         if name.startswith("cuda") and not torch.cuda.is_available():
             continue
         device = torch.device(name)
-        cfgs = {mode: apply_overrides(base, {"generator": mode, "device": name, "amp": args.amp})
+        cfgs = {mode: apply_overrides(base, dict(zip(SIDE_FIELDS, (mode, name, args.amp), strict=True)))
                 for mode in ("none", "gca")}
         if args.profile is not None:
             profile_iteration(cfgs["gca"], device, num_classes, args.profile)

@@ -213,11 +213,14 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 
 
 def _check_values(cfg: TrainConfig) -> None:
-    positive = ("image_size", "classes_per_batch", "embedding_dim", "gcl_iterations", "heads", "epochs",
+    positive = ("image_size", "embedding_dim", "gcl_iterations", "heads", "epochs",
                 "decay_epochs", "eval_every", "eval_batch_size")
     for key in positive:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"config key {key!r} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.classes_per_batch < 2:
+        raise ConfigError("config key 'classes_per_batch' must be >= 2 (each anchor needs negatives of another "
+                          f"class), got {cfg.classes_per_batch}")
     if cfg.per_class < 2:
         raise ConfigError(f"config key 'per_class' must be >= 2 (each anchor needs a positive), got {cfg.per_class}")
     for key in ("base_lr", "gnn_lr", "classifier_lr", "grad_clip", "decay_gamma"):

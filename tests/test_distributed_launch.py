@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gcahng.cli.main import cli
-from gcahng.config import TrainConfig, config_from_dict
+from gcahng.config import TrainConfig, apply_overrides, config_from_dict
 from gcahng.distributed.runtime import SINGLE, Runtime, rank_device, restart_warning, runtime_from_env, shard
 from gcahng.errors import ConfigError
 from gcahng.formats.checkpoint import WRITE_DELAY_ENV, load_training_checkpoint
@@ -63,6 +63,12 @@ def test_classes_per_batch_must_divide_over_the_processes(tmp_path: Path) -> Non
     assert len(train_loader(cfg, train, torch.device("cpu"), Runtime(1, 4, 1, True))) == 8
     with pytest.raises(ConfigError, match="classes_per_batch=8 is not divisible by the 3 processes"):
         train_loader(cfg, train, torch.device("cpu"), Runtime(0, 3, 0, True))
+    # one class per process: fine when the graph spans the processes, not when each builds its own
+    assert len(train_loader(cfg, train, torch.device("cpu"), Runtime(1, 8, 1, True))) == 8
+    local = apply_overrides(cfg, {"graph_scope": "local"})
+    with pytest.raises(ConfigError, match="leaves 1 class per process, and graph_scope 'local'.*choose at least 16"):
+        train_loader(local, train, torch.device("cpu"), Runtime(1, 8, 1, True))
+    assert len(train_loader(local, train, torch.device("cpu"), Runtime(1, 4, 1, True))) == 8
 
 
 def _images(root: Path, classes: int = 16, per_class: int = 16) -> Path:

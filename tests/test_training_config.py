@@ -100,6 +100,7 @@ def test_yaml_exponent_numbers_and_assignments_are_read_as_numbers(tmp_path: Pat
         ({"generator": "nope"}, "'generator' must be 'gca' | 'hdml' | 'none', got 'nope'"),
         ({"random_weighting": "each"}, "'random_weighting' must be 'shared' | 'per-pair', got 'each'"),
         ({"per_class": 1}, "'per_class' must be >= 2"),
+        ({"classes_per_batch": 1}, "'classes_per_batch' must be >= 2 (each anchor needs negatives of another class)"),
         ({"heads": 3}, "'heads' (3) must divide 'embedding_dim' (512)"),
         ({"val_fraction": None}, "selection 'val' needs exactly one of 'val_fraction' and 'val_count'"),
         ({"device": "tpu"}, "'device' must be auto, cpu"),

@@ -199,6 +199,11 @@ def test_bad_step_inputs():
     net, gen, opts, x, y = _setup()
     with pytest.raises(ValueError, match="per_class must be >= 2"):
         TrainingStep(net, gen, opts)(x, chunk_major_labels(C * M, 1), C * M, 1)
+    one_class = torch.nn.BatchNorm1d(IN)  # a forward in training mode would move its running mean
+    with pytest.raises(ValueError, match=r"the batch must hold >= 2 classes \(each anchor needs negatives of another"
+                                         r" class\), got 1"):
+        TrainingStep(nn.Sequential(one_class, net), gen, opts)(x, torch.full((C * M,), 5), 1, C * M)
+    assert one_class.num_batches_tracked == 0  # refused before the embedding network ran
     with pytest.raises(ValueError, match="generator mode"):
         StepConfig(mode="fancy")
 

@@ -74,12 +74,16 @@ class RankScope:
     def _slots(self, local: int) -> slice:
         return slice(self.ctx.rank * local, (self.ctx.rank + 1) * local)
 
+    def graph_classes(self, classes_per_batch: int) -> int:
+        """The class slots of the batch the graph and losses see, from this rank's ``C / W``."""
+        return classes_per_batch * self.world_size if self.spans else classes_per_batch
+
     def batch(self, z: Tensor, labels: Tensor, classes_per_batch: int, per_class: int) -> tuple[Tensor, Tensor, int]:
         """``(z_all, labels_all, C)``: the batch the graph and losses see (global or own)."""
         if not self.spans:
             return z, labels, classes_per_batch
         z_all = gather_chunk_major(z, self.ctx, per_class)
-        return z_all, gather_chunk_major(labels, self.ctx, per_class), classes_per_batch * self.world_size
+        return z_all, gather_chunk_major(labels, self.ctx, per_class), self.graph_classes(classes_per_batch)
 
     def metric(self, loss: nn.Module, z_all: Tensor, labels_all: Tensor, C: int, m: int) -> Tensor:
         if self.spans and getattr(loss, "splits_by_anchor_rows", False):

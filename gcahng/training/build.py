@@ -97,6 +97,11 @@ def train_loader(cfg: TrainConfig, dataset: OrientedClasses, device: torch.devic
         raise ConfigError(f"classes_per_batch={cfg.classes_per_batch} is not divisible by the {runtime.world_size} "
                           "processes: each takes C / processes classes of every batch; choose a multiple of "
                           f"{runtime.world_size} (the batch is C x per_class images over all processes)")
+    if cfg.graph_scope == "local" and cfg.classes_per_batch // runtime.world_size < 2:
+        raise ConfigError(f"classes_per_batch={cfg.classes_per_batch} over {runtime.world_size} processes leaves "
+                          f"{cfg.classes_per_batch // runtime.world_size} class per process, and graph_scope 'local' "
+                          "builds each process's graph from its own classes: each anchor needs negatives of another "
+                          f"class, so choose at least {2 * runtime.world_size} or graph_scope 'global'")
     sampler = ClassBalancedBatchSampler(dataset.labels, cfg.classes_per_batch, cfg.per_class, seed=cfg.seed,
                                         rank=runtime.rank, world_size=runtime.world_size)
     return DataLoader(

@@ -77,6 +77,9 @@ class _OneProcess:
 
     world_size = 1
 
+    def graph_classes(self, classes_per_batch: int) -> int:
+        return classes_per_batch
+
     def batch(self, z: Tensor, labels: Tensor, classes_per_batch: int, per_class: int) -> tuple[Tensor, Tensor, int]:
         return z, labels, classes_per_batch
 
@@ -191,9 +194,12 @@ class TrainingStep:
 
     def __call__(self, images: Tensor, labels: Tensor, classes_per_batch: int, per_class: int) -> dict[str, float]:
         C, m = classes_per_batch, per_class
+        cfg, opt, gen, scope = self.config, self.optimizers, self.generator, self._scope
         if m < 2:
             raise InputError(f"per_class must be >= 2 (each anchor needs a positive), got {m}")
-        cfg, opt, gen, scope = self.config, self.optimizers, self.generator, self._scope
+        if scope.graph_classes(C) < 2:
+            raise InputError(f"the batch must hold >= 2 classes (each anchor needs negatives of another class), "
+                             f"got {scope.graph_classes(C)}")
         labels = labels.to(images.device)
         out: dict[str, Tensor] = {}  # each term, or this rank's share of it (see gcahng.distributed.scope)
 

@@ -197,9 +197,9 @@ class TrainingStep:
         cfg, opt, gen, scope = self.config, self.optimizers, self.generator, self._scope
         if m < 2:
             raise InputError(f"per_class must be >= 2 (each anchor needs a positive), got {m}")
-        if scope.graph_classes(C) < 2:
+        if (classes := scope.graph_classes(C)) < 2:
             raise InputError(f"the batch must hold >= 2 classes (each anchor needs negatives of another class), "
-                             f"got {scope.graph_classes(C)}")
+                             f"got {classes}")
         labels = labels.to(images.device)
         out: dict[str, Tensor] = {}  # each term, or this rank's share of it (see gcahng.distributed.scope)
 

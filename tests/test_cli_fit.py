@@ -131,6 +131,32 @@ def test_clear_errors_for_bad_input(tmp_path: Path) -> None:
     assert code != 0 and "has only 5 classes" in output and not (tmp_path / "r").exists()
 
 
+def test_a_new_run_refuses_a_folder_of_the_users_and_leaves_it_untouched(tmp_path: Path) -> None:
+    users = tmp_path / "thesis"
+    (users / "checkpoints").mkdir(parents=True)
+    files = {"metrics.jsonl": b'{"mine": 1}\n', "test_metrics.json": b"{}", "thesis.tex": b"\\section{}",
+             "checkpoints/.notes.abcdef12.tmp": b"draft"}
+    for name, data in files.items():
+        (users / name).write_bytes(data)
+    before = sorted(p.relative_to(users) for p in users.rglob("*"))
+    for resume in ([], ["--resume", "auto"]):
+        code, output = _fit([*TINY, "--epochs", "1", "--out", str(users), *resume])
+        assert code != 0 and f"--out {users} is not empty (it holds checkpoints, metrics.jsonl, " in output
+        assert "and is not a gcahng run" in output and "Traceback" not in output, output
+    assert sorted(p.relative_to(users) for p in users.rglob("*")) == before  # not even a lock file was added
+    assert all((users / name).read_bytes() == data for name, data in files.items())
+    # what a run killed before its config was written leaves is fine: its lock and an empty checkpoints/
+    (tmp_path / "killed" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "killed" / ".gcahng.lock").write_bytes(b"")
+    from gcahng.training.trainer import check_new_run_folder
+
+    check_new_run_folder(tmp_path / "killed")
+    check_new_run_folder(tmp_path / "new")
+    (tmp_path / "killed" / "config.yaml").write_text("epochs: 1\n")
+    with pytest.raises(Exception, match="already holds a run; continue it with --resume"):
+        check_new_run_folder(tmp_path / "killed")
+
+
 def test_offline_pretrained_weights_name_the_alternatives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def offline() -> dict:
         raise urllib.error.URLError("no network")

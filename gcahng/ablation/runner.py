@@ -31,6 +31,7 @@ from gcahng.ablation.results import (
 from gcahng.config import load_config
 from gcahng.errors import ConfigError, DataError, GcahngError
 from gcahng.evaluation import RetrievalMetrics
+from gcahng.formats.atomic import write_atomically, write_bytes
 from gcahng.training.trainer import CONFIG_FILE, TEST_METRICS_FILE, Trainer
 
 RESULT_FILES = ("results.md", "results.csv", "results.json", "results.png")
@@ -117,7 +118,9 @@ def run_ablation(plan: AblationPlan, out_dir: str | Path, *, command: str, progr
 def write_results(summaries: list[CellSummary], plan: AblationPlan, out_dir: Path, *, command: str) -> None:
     """``results.md``, ``results.csv``, ``results.json`` and ``results.png`` in ``out_dir``."""
     dataset = ", ".join(sorted({run.config.dataset for run in plan.runs}))  # several when the grid varies it
-    (out_dir / "results.md").write_text(results_markdown(summaries, plan.keys, command=command, dataset=dataset))
-    (out_dir / "results.csv").write_text(results_csv(summaries, plan.keys))
-    (out_dir / "results.json").write_text(results_json(summaries, plan.keys, command=command, dataset=dataset))
+    texts = {"results.md": results_markdown(summaries, plan.keys, command=command, dataset=dataset),
+             "results.csv": results_csv(summaries, plan.keys),
+             "results.json": results_json(summaries, plan.keys, command=command, dataset=dataset)}
+    for name, text in texts.items():
+        write_atomically(out_dir / name, write_bytes(text.encode()))
     save_results_plot(summaries, plan.keys, out_dir / "results.png", dataset=dataset)

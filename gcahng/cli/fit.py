@@ -80,7 +80,7 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
     from gcahng.locking import folder_lock
     from gcahng.training.baselines import DEFAULT_BASELINE_DATASETS, baseline_lines, baseline_metrics
     from gcahng.training.names import check_names
-    from gcahng.training.trainer import CONFIG_FILE, Trainer
+    from gcahng.training.trainer import CONFIG_FILE, Trainer, check_new_run_folder
 
     runtime = runtime_from_env()
     echo = click.echo if runtime.is_main else _silent
@@ -122,6 +122,8 @@ def fit_command(dataset: str | None, config_file: str | None, no_pretrained: boo
         if auto:
             trainer.resume = broadcast(runtime, (run_dir / CONFIG_FILE).is_file() if runtime.is_main else None)
             echo(f"--resume auto: {'continuing the run in' if trainer.resume else 'starting a new run in'} {run_dir}")
+        if not trainer.resume and runtime.is_main:
+            check_new_run_folder(run_dir)  # before the lock adds its file; checked again under the lock
         with folder_lock(run_dir, rank=runtime.rank):
             metrics = trainer.fit()
         if runtime.is_main and (baselines or cfg.dataset in DEFAULT_BASELINE_DATASETS):

@@ -23,6 +23,7 @@ evaluation is sharded over the ranks.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -46,9 +47,10 @@ from gcahng.distributed.runtime import (
 from gcahng.errors import CheckpointError, ConfigError, GcahngError
 from gcahng.evaluation import RetrievalMetrics
 from gcahng.formats import metrics_log
-from gcahng.formats.atomic import remove_stale_temporaries
+from gcahng.formats.atomic import remove_stale_temporaries, write_atomically, write_bytes
 from gcahng.formats.checkpoint import atomic_save, load_training_checkpoint, training_payload
 from gcahng.formats.metrics_log import METRICS_FILE
+from gcahng.locking import LOCK_FILE
 from gcahng.training.build import (
     TrainingParts,
     build_training_parts,
@@ -62,11 +64,33 @@ from gcahng.training.evaluate import evaluate_split
 from gcahng.training.schedule import apply_warmup
 from gcahng.training.selection import Best, no_best, select
 from gcahng.training.step import NonFiniteLossError
+from gcahng.user_paths import describe
 
 CONFIG_FILE = "config.yaml"
 TEST_METRICS_FILE = "test_metrics.json"
 LAST = Path("checkpoints") / "last.pt"
 BEST = Path("checkpoints") / "best.pt"
+
+
+def check_new_run_folder(run_dir: str | Path) -> None:
+    """Raise :class:`ConfigError` unless a new run may start in ``run_dir``: it does not exist, or holds
+    nothing but the run's lock (and the empty ``checkpoints/`` of a run killed before its config was
+    written). So a new run never writes into another run or among files of the user's."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        if os.path.lexists(run_dir):
+            raise ConfigError(f"--out {describe(run_dir)} exists and is not a folder")
+        return
+    if (run_dir / CONFIG_FILE).exists():
+        raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+                          "or choose another --out")
+    checkpoints = run_dir / "checkpoints"
+    held = sorted(p.name for p in run_dir.iterdir()
+                  if p.name != LOCK_FILE and not (p == checkpoints and p.is_dir() and not any(p.iterdir())))
+    if held:
+        listed = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+        raise ConfigError(f"--out {describe(run_dir)} is not empty (it holds {listed}) and is not a gcahng run; "
+                          "give a new or empty folder")
 
 
 class TrainingStopped(GcahngError):
@@ -109,10 +133,9 @@ class Trainer:
 
     # ----------------------------------------------------------------- set-up
     def _prepare_run_dir(self) -> None:
-        """Rank 0: refuse a folder that holds another run, clean up, write the config."""
-        if not self.resume and (self.run_dir / CONFIG_FILE).exists():
-            raise ConfigError(f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} "
-                              "or choose another --out")
+        """Rank 0: refuse a folder that holds another run or files of the user's, clean up, write the config."""
+        if not self.resume:
+            check_new_run_folder(self.run_dir)
         (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         removed = remove_stale_temporaries(self.run_dir / "checkpoints")
         if removed:
@@ -350,7 +373,7 @@ class Trainer:
         result = {"dataset": self.cfg.dataset, "split": "test", "checkpoint": str(BEST), "epoch": best["epoch"],
                   "selection": self.cfg.selection, "selection_metric": self.cfg.selection_metric,
                   "metrics": metrics.to_dict()}
-        (self.run_dir / TEST_METRICS_FILE).write_text(json.dumps(result, indent=2) + "\n")
+        write_atomically(self.run_dir / TEST_METRICS_FILE, write_bytes((json.dumps(result, indent=2) + "\n").encode()))
         chosen = {"val": "best on validation", "test": "best on test", "last": "last epoch"}[self.cfg.selection]
         self.log(f"test metrics of {self.run_dir / BEST} (epoch {best['epoch']}, {chosen}):\n{metrics}")
         return metrics

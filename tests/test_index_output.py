@@ -84,6 +84,59 @@ def test_an_existing_index_is_replaced_only_with_force(tmp_path: Path, world) ->
     assert len(Index.load(out)) == 6 and json.loads((out / META_FILE).read_text())["num_items"] == 6
 
 
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs (no ``except Exception`` catches it)."""
+
+
+def test_a_rebuild_killed_halfway_is_refused_then_replaced_with_force(tmp_path: Path, world,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import gcahng.formats.index_folder as index_folder
+
+    ckpt, gallery = world
+    out = tmp_path / "index"
+    assert _index(ckpt, "--images", gallery, "--out", out)[0] == 0
+    real = index_folder.write_atomically
+
+    def killed_after_the_vectors(target, write):
+        real(target, write)
+        if Path(target).name == FAISS_FILE:
+            raise _Killed
+
+    monkeypatch.setattr(index_folder, "write_atomically", killed_after_the_vectors)
+    with pytest.raises(_Killed):
+        CliRunner().invoke(cli, ["index", str(ckpt), "--images", str(_gallery(tmp_path / "other", 4)), "--out",
+                                 str(out), "--workers", "0", "--force"], catch_exceptions=False)
+    monkeypatch.setattr(index_folder, "write_atomically", real)
+    # new vectors beside the old gallery: refused by every reader, and by a rerun without --force
+    result = CliRunner().invoke(cli, ["retrieve", "--query", str(gallery / "0.png"), "--index", str(out)])
+    assert result.exit_code != 0 and f"{out} holds an incomplete index (no index.json: its build was " \
+                                      "interrupted); rebuild it" in result.output, result.output
+    code, output = _index(ckpt, "--images", tmp_path / "other", "--out", out)
+    assert code != 0 and f"--out {out} holds an incomplete index (gallery.json, index.faiss, no index.json" in output
+    code, output = _index(ckpt, "--images", tmp_path / "other", "--out", out, "--force")
+    assert code == 0, output
+    assert Index.load(out).paths[0].startswith(str(tmp_path / "other"))
+
+
+def test_files_of_another_index_are_refused(tmp_path: Path, world) -> None:
+    ckpt, gallery = world
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert _index(ckpt, "--images", gallery, "--out", first)[0] == 0
+    other = _gallery(tmp_path / "other", 4)
+    (other / "0.png").rename(other / "last.png")  # the same count and sizes: other names, another order
+    assert _index(ckpt, "--images", other, "--out", second)[0] == 0
+    gallery_json = json.loads((first / GALLERY_FILE).read_text())
+    reordered = json.dumps({**gallery_json, "items": gallery_json["items"][::-1]}).encode()
+    for name, tampered in ((FAISS_FILE, (second / FAISS_FILE).read_bytes()), (GALLERY_FILE, reordered)):
+        kept = (first / name).read_bytes()
+        (first / name).write_bytes(tampered)  # each file valid, and the same count: only the pairing is wrong
+        with pytest.raises(Exception, match=f"corrupt index file {first / name}: not the file {META_FILE} was "
+                                            "written with"):
+            Index.load(first)
+        (first / name).write_bytes(kept)
+    assert len(Index.load(first)) == 4
+
+
 def test_force_does_not_replace_an_index_beside_other_files(tmp_path: Path, world) -> None:
     ckpt, gallery = world
     out = tmp_path / "index"

@@ -8,7 +8,9 @@ An index folder holds
   the faiss file), ``params`` (name -> int), ``recall@10_vs_exact`` (number or null), ``model``
   (``kind`` "checkpoint" | "onnx", ``path``, ``fingerprint``, optional ``model_spec``) and
   ``source``: the gallery, either ``{"images": ROOT}`` (an absolute folder) or ``{"dataset",
-  "split", "data_root"}``, plus ``skipped`` (images left out as unreadable);
+  "split", "data_root"}``, plus ``skipped`` (images left out as unreadable), and ``files``: the size
+  and SHA-256 of ``index.faiss`` and ``gallery.json`` (so a folder whose files do not belong together
+  is refused; indexes written before this field existed are read without the check);
 - ``gallery.json``: ``items`` (one string per vector) and ``labels`` (strings or null). For a
   folder gallery an item is a path relative to ROOT that must resolve (links followed) to a
   regular file inside ROOT; for a dataset it is the item id the dataset's loader gives (its
@@ -17,12 +19,15 @@ An index folder holds
 - ``.gcahng.lock``: the folder lock its writer held (:mod:`gcahng.locking`).
 
 Every file is written by :func:`gcahng.formats.atomic.write_atomically` (a unique temporary name,
-``.index.faiss.XXXXXXXX.tmp``, renamed into place). Anything that does not match the schema is
+``.index.faiss.XXXXXXXX.tmp``, renamed into place). A writer removes ``index.json`` first and writes it
+last, so a folder whose writer was killed holds no ``index.json``: it is an incomplete index, which
+readers refuse and ``--force`` replaces. Anything that does not match the schema is
 refused as corrupt, naming the file and the field. A folder is written only when it is new,
 empty, or (``force``) an index folder that holds nothing but these files: :func:`check_index_output`.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -157,10 +162,15 @@ def _is_temporary(name: str) -> bool:
     return any(is_temporary_of(name, file) for file in INDEX_FILES)
 
 
+def is_incomplete_index(directory: Path) -> bool:
+    """True when ``directory`` holds what a killed index writer leaves: ``index.faiss`` but no ``index.json``."""
+    return not os.path.lexists(directory / META_FILE) and os.path.isfile(directory / FAISS_FILE)
+
+
 def check_index_output(directory: str | Path, *, force: bool) -> None:
     """Raise :class:`InputError` unless an index may be written into ``directory``: it does not exist,
-    holds nothing but a lock and leftover temporaries, or, with ``force``, is an index folder
-    holding only the files of an index (so no file of the user's is ever replaced or deleted)."""
+    holds nothing but a lock and leftover temporaries, or, with ``force``, is an index folder (or an
+    incomplete one) holding only the files of an index (so no file of the user's is ever replaced or deleted)."""
     directory = Path(directory).expanduser()
     if not os.path.lexists(directory):
         return
@@ -172,6 +182,11 @@ def check_index_output(directory: str | Path, *, force: bool) -> None:
     if not foreign and not files:
         return
     listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    if not foreign and is_incomplete_index(directory):
+        if not force:
+            raise InputError(f"--out {describe(directory)} holds an incomplete index ({', '.join(files)}, no "
+                             f"{META_FILE}: its build was interrupted); pass --force to replace it")
+        return
     if not is_index_folder(directory):
         held = listed or ", ".join(files)
         raise InputError(f"--out {describe(directory)} exists and is not a gcahng index (it holds {held}); "
@@ -231,6 +246,37 @@ def _check_meta(meta: Any, corrupt: _Corrupt, directory: Path) -> None:
         _check(corrupt, source, "data_root", lambda v: v is None or isinstance(v, str), "null or a folder")
     else:
         raise corrupt("source", "names neither a gallery folder (images) nor a dataset")
+
+
+def file_record(path: Path) -> dict[str, Any]:
+    """``{"bytes": size, "sha256": hex digest}`` of the file ``path``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _check_file_records(meta: dict, corrupt: _Corrupt, *paths: Path) -> None:
+    """Refuse files that are not the ones ``index.json`` was written with (another index's, or a
+    rebuild's that was interrupted, or changed since)."""
+    records = _check(corrupt, meta, "files", lambda v: isinstance(v, dict), "a mapping", optional=True)
+    if records is None:  # written before the field existed
+        return
+    for path in paths:
+        record = records.get(path.name)
+        if not (isinstance(record, dict) and _is_int(record.get("bytes")) and isinstance(record.get("sha256"), str)):
+            raise corrupt(f"files.{path.name}", "must be a mapping with bytes and sha256")
+        regular_file(path, "index file", CheckpointError)
+        try:
+            actual = file_record(path)
+        except OSError as err:
+            raise CheckpointError(f"cannot read index file {path}: {err.strerror}") from None
+        if actual != record:
+            raise CheckpointError(f"corrupt index file {path}: not the file {corrupt.file.name} was written with "
+                                  f"({actual['bytes']} bytes, SHA-256 {actual['sha256'][:12]}..., expected "
+                                  f"{record['bytes']} bytes, {record['sha256'][:12]}...): the folder was changed "
+                                  "since; rebuild it with `gcahng index ... --force`")
 
 
 def _check_faiss(faiss_index: Any, meta: dict, corrupt: _Corrupt, faiss_file: Path) -> None:
@@ -309,6 +355,9 @@ def read_index_folder(directory: str | Path) -> IndexContents:
     directory = Path(directory).expanduser()
     files = [directory / name for name in (META_FILE, GALLERY_FILE, FAISS_FILE)]
     missing = [f.name for f in files if not os.path.lexists(f)]
+    if META_FILE in missing and is_incomplete_index(directory):
+        raise CheckpointError(f"{directory} holds an incomplete index (no {META_FILE}: its build was interrupted); "
+                              "rebuild it with `gcahng index ... --force`")
     if missing:
         raise CheckpointError(
             f"no gcahng index at {directory} (missing {', '.join(missing)}); build one with `gcahng index`"
@@ -339,6 +388,7 @@ def read_index_folder(directory: str | Path) -> IndexContents:
         paths = _resolve_folder_items(source["images"], items, corrupt)
     else:
         paths = _resolve_dataset_items(source, items, corrupt)
+    _check_file_records(meta, _Corrupt(meta_file), gallery_file, faiss_file)  # each valid, but together?
     model = meta["model"]
     return IndexContents(faiss_index, paths, labels,
                          ModelRecord(model["kind"], model["path"], model["fingerprint"], model.get("model_spec"),
@@ -366,8 +416,10 @@ def write_index_folder(directory: str | Path, contents: IndexContents) -> Path:
         "source": contents.source,
     }
     gallery = {"items": gallery_items(contents.paths, contents.source), "labels": contents.labels}
+    (directory / META_FILE).unlink(missing_ok=True)  # until the last write, the folder is an incomplete index
     write_atomically(directory / FAISS_FILE, lambda tmp: faiss.write_index(contents.faiss_index, tmp))
     write_atomically(directory / GALLERY_FILE, write_bytes(json.dumps(gallery).encode()))
+    meta["files"] = {name: file_record(directory / name) for name in (FAISS_FILE, GALLERY_FILE)}
     write_atomically(directory / META_FILE, write_bytes(json.dumps(meta, indent=1).encode()))
     return directory
 

@@ -88,3 +88,65 @@ def test_oversized_bodies_get_413_by_header_and_by_count(client):
     streamed = client.post("/api/search", content=chunks(),
                            headers={"content-type": "multipart/form-data; boundary=abc"})
     assert streamed.status_code == 413
+
+
+def test_gallery_files_changed_after_start_are_never_sent(tmp_path):
+    from click.testing import CliRunner
+    from serving_world import make_checkpoint, make_gallery
+
+    from gcahng.cli.main import cli
+
+    gallery, checkpoint = make_gallery(tmp_path / "gallery"), make_checkpoint(tmp_path / "model.pt")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0\n")
+    for index_type in ("flat", "ivf"):
+        out = tmp_path / f"index_{index_type}"
+        result = CliRunner().invoke(cli, ["index", str(checkpoint), "--images", str(gallery), "--out", str(out),
+                                          "--workers", "0", "--index-type", index_type])
+        assert result.exit_code == 0, result.output
+    clients = {t: TestClient(create_app(tmp_path / f"index_{t}", default_k=3)) for t in ("flat", "ivf")}
+    index = Index.load(tmp_path / "index_flat")
+    full = clients["flat"].get("/api/image/0?full=true")
+    assert full.status_code == 200 and full.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(full.content)).size == Image.open(index.paths[0]).size
+    linked, texted, gone = (index.paths.index(str(gallery / "pear" / f"{i}.png")) for i in (1, 2, 3))
+    (gallery / "pear" / "1.png").unlink()
+    (gallery / "pear" / "1.png").symlink_to(secret)  # now a link out of the gallery
+    (gallery / "pear" / "2.png").write_text("not an image any more\n")
+    (gallery / "pear" / "3.png").unlink()
+    for item in (linked, texted, gone):
+        for query in ("", "?full=true"):
+            response = clients["flat"].get(f"/api/image/{item}{query}")
+            assert response.status_code == 404 and b"root:" not in response.content, (item, query)
+        for client in clients.values():  # search by id reads the stored vector, not the file
+            body = client.get(f"/api/search?id={item}").json()
+            assert body["results"][0]["id"] == item
+    with pytest.raises(Exception, match="the default k must be between 1 and 100, got 1000"):
+        create_app(tmp_path / "index_flat", default_k=1000)
+
+
+def test_a_very_long_thin_upload_is_refused_before_it_is_resized(client):
+    buffer = io.BytesIO()
+    Image.new("L", (600_000, 1)).save(buffer, "PNG")  # 0.6 Mpx in a few hundred bytes
+    response = client.post("/api/search", files={"image": ("wide.png", buffer.getvalue(), "image/png")})
+    assert response.status_code == 400 and "more than 100 times as long as it is wide" in response.json()["detail"]
+
+
+def test_a_dataset_index_serves_its_images(tmp_path):
+    from click.testing import CliRunner
+    from serving_world import make_checkpoint
+
+    from gcahng.cli.main import cli
+
+    checkpoint, out = make_checkpoint(tmp_path / "model.pt"), tmp_path / "digits_index"
+    result = CliRunner().invoke(cli, ["index", str(checkpoint), "digits", "--split", "test", "--out", str(out),
+                                      "--workers", "0", "--index-type", "ivf"])
+    assert result.exit_code == 0, result.output
+    client = TestClient(create_app(out, default_k=3))
+    index = Index.load(out)
+    for query in ("", "?full=true"):
+        response = client.get(f"/api/image/5{query}")
+        assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg", response.text
+    assert Image.open(io.BytesIO(client.get("/api/image/5?full=true").content)).size == \
+        index.gallery_image(5).size
+    assert client.get("/api/search?id=5").json()["results"][0]["id"] == 5

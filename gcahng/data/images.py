@@ -12,8 +12,10 @@ Mode handling (``load_rgb``):
 - Multi-frame files (GIF, TIFF) give their first frame. EXIF orientation is NOT applied, as in
   torchvision's loader and the reference code, so benchmark images match theirs pixel for pixel.
 
-An image with more than ``MAX_IMAGE_PIXELS`` pixels is refused before it is decoded
-(decompression-bomb guard), and macOS AppleDouble files (``._name``) are never read as images.
+An image with more than ``MAX_IMAGE_PIXELS`` pixels, or one side more than ``MAX_ASPECT_RATIO``
+times the other, is refused before it is decoded (decompression-bomb guards: resizing the shorter
+side of a 600,000 x 1 image to 37 pixels would make 22 M pixels of a 661-byte file), and macOS
+AppleDouble files (``._name``) are never read as images.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ from gcahng.errors import DataError
 
 MAX_IMAGE_PIXELS = 89_478_485
 """Largest accepted width * height (PIL's default limit, about 9,459 x 9,459 pixels)."""
+MAX_ASPECT_RATIO = 100
+"""Largest accepted ratio of an image's longer side to its shorter side."""
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
@@ -67,6 +71,11 @@ def _opened(path: str, max_pixels: int) -> Iterator[Image.Image]:
                     raise UnreadableImageError(
                         f"{path}: {width}x{height} pixels exceeds the limit of {max_pixels:,} "
                         "pixels (refused as a possible decompression bomb)"
+                    )
+                if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+                    raise UnreadableImageError(
+                        f"{path}: {width}x{height} pixels is more than {MAX_ASPECT_RATIO} times as long as it is "
+                        "wide (refused: resizing its shorter side for a model would make a huge image)"
                     )
                 yield image
     except UnreadableImageError:

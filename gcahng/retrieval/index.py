@@ -25,9 +25,11 @@ from gcahng.formats.index_folder import (
     IndexContents,
     ModelRecord,
     read_index_folder,
+    resolves_inside,
     write_index_folder,
 )
 from gcahng.retrieval.ann import apply_search_params, build_faiss_index, default_params, recall_against_exact
+from gcahng.user_paths import non_regular_reason
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -144,6 +146,7 @@ class Index:
         self.directory = directory  # the folder it was loaded from, if any
         self._ids_by_path: dict[str, int] | None = None  # built on first label_of()
         self._label_set: set[str] = set()
+        self._dataset: tuple[Any, dict[str, int]] | None = None  # a dataset gallery's loader, on first use
 
     # ------------------------------------------------------------------ building and storage
     @classmethod
@@ -225,6 +228,34 @@ class Index:
     def label(self, item: int) -> str | None:
         """Class label of gallery item ``item``, or None when the gallery has no labels."""
         return None if self.labels is None else self.labels[item]
+
+    def gallery_image(self, item: int) -> Image.Image:
+        """Gallery item ``item`` as RGB, read now: from the gallery folder, where it must still be a
+        regular file inside that folder (links followed), or from the dataset's loader.
+
+        Raises :class:`~gcahng.data.images.UnreadableImageError` naming the image otherwise.
+        """
+        from gcahng.data.images import UnreadableImageError, load_rgb
+
+        path = self.paths[item]
+        if "dataset" in self.source:
+            if self._dataset is None:
+                from gcahng.data.registry import create_dataset
+
+                data = create_dataset(self.source["dataset"], self.source.get("data_root"), self.source["split"])
+                self._dataset = (data, {p: i for i, p in enumerate(data.paths)})
+            data, positions = self._dataset
+            if path not in positions:
+                raise UnreadableImageError(f"{path}: no longer an item of {self.source['dataset']}")
+            return data.load_image(positions[path])
+        root = self.source.get("images")
+        if root is not None and not resolves_inside(path, root):
+            raise UnreadableImageError(f"{path}: now resolves to {os.path.realpath(path)}, outside the gallery "
+                                       f"folder {root}")
+        reason = non_regular_reason(path)
+        if reason is not None:
+            raise UnreadableImageError(f"{path}: {reason}")
+        return load_rgb(path)
 
     def label_of(self, path: str | Path) -> str | None:
         """The class of an image outside or inside the gallery, when it can be known.

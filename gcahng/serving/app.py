@@ -3,7 +3,7 @@
     GET  /                  the page (static/index.html, app.js, app.css)
     GET  /api/info          model, embedding size, index type, gallery size, limits
     GET  /api/gallery       a page of gallery items (``offset``, ``limit``): ids and labels
-    GET  /api/image/{id}    a gallery image by id (a JPEG thumbnail unless ``full=true``)
+    GET  /api/image/{id}    a gallery image by id (a JPEG thumbnail, or the whole image with ``full=true``)
     GET  /api/search?id=N   the top-k of gallery image N (its label is known: results say match)
     POST /api/search        the top-k of an uploaded image (multipart field ``image``)
 
@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
+import faiss
 import numpy as np
 from fastapi import FastAPI, File, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse, Response
@@ -31,6 +32,7 @@ from PIL import Image
 
 from gcahng import __version__
 from gcahng.data.images import UnreadableImageError, load_rgb
+from gcahng.errors import InputError
 from gcahng.retrieval.index import Index
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -88,9 +90,20 @@ def _decode_upload(data: bytes) -> Image.Image:
             raise HTTPException(status_code=400, detail=f"the upload is not a usable image: {reason}") from None
 
 
+def _jpeg(image: Image.Image, side: int | None, quality: int) -> bytes:
+    """``image`` as JPEG bytes, shrunk to fit ``side`` x ``side`` pixels unless ``side`` is None."""
+    if side is not None:
+        image.thumbnail((side, side))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
 def create_app(index_dir: str | Path, *, model: str | Path | None = None, default_k: int = 12,
                max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
     """The application serving ``index_dir``, embedding queries with ``model`` (default: the index's)."""
+    if not 1 <= default_k <= MAX_K:
+        raise InputError(f"the default k must be between 1 and {MAX_K}, got {default_k}")
     index = Index.load(index_dir)
     embedder = index.load_embedder(model)
     app = FastAPI(title="gcahng retrieval", version=__version__,
@@ -117,11 +130,11 @@ def create_app(index_dir: str | Path, *, model: str | Path | None = None, defaul
             for hit in index.search(vector, k)[0]
         ]
 
+    if index.index_type == "ivf":  # so that its stored vectors can be read back by id
+        faiss.extract_index_ivf(index.faiss_index).make_direct_map()
+
     def gallery_vector(item: int) -> np.ndarray:
-        try:
-            return index.faiss_index.reconstruct(item)[None, :]
-        except RuntimeError:  # an index type without stored vectors: embed the file again
-            return embedder.embed(load_rgb(index.paths[item]))
+        return index.faiss_index.reconstruct(item)[None, :]
 
     def check_id(item: int) -> None:
         if not 0 <= item < len(index):
@@ -129,11 +142,7 @@ def create_app(index_dir: str | Path, *, model: str | Path | None = None, defaul
 
     @lru_cache(maxsize=2048)
     def thumbnail(item: int) -> bytes:
-        image = load_rgb(index.paths[item])
-        image.thumbnail((THUMB_SIDE, THUMB_SIDE))
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=88)
-        return buffer.getvalue()
+        return _jpeg(index.gallery_image(item), THUMB_SIDE, quality=88)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -152,9 +161,9 @@ def create_app(index_dir: str | Path, *, model: str | Path | None = None, defaul
              responses={200: {"content": {"image/jpeg": {}}}})
     def get_image(item: int, full: bool = False) -> Response:
         check_id(item)
-        try:
+        try:  # decoded and encoded again: only a readable image of the gallery is ever sent
             if full:
-                return FileResponse(index.paths[item])
+                return Response(_jpeg(index.gallery_image(item), None, quality=95), media_type="image/jpeg")
             return Response(thumbnail(item), media_type="image/jpeg",
                             headers={"Cache-Control": "public, max-age=3600"})
         except (UnreadableImageError, OSError) as err:

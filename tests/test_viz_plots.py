@@ -42,12 +42,31 @@ def test_curves_command_writes_png(tmp_path):
         assert image.format == "PNG" and image.width > 600
 
 
+def test_curves_never_overwrite_a_file_without_force(tmp_path):
+    _write_metrics(tmp_path / "run")
+    holiday = tmp_path / "holiday.png"
+    holiday.write_bytes(b"my picture")
+    for out, message in ((holiday, f"--out {holiday} exists; pass --force to replace it"),
+                         (tmp_path / "c.xyz", "cannot write a figure as .xyz; end the name with one of .avif, ")):
+        result = CliRunner().invoke(cli, ["plot", "curves", str(tmp_path / "run"), "--out", str(out)])
+        assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+    assert holiday.read_bytes() == b"my picture" and not (tmp_path / "c.xyz").exists()
+    result = CliRunner().invoke(cli, ["plot", "curves", str(tmp_path / "run"), "--out", str(holiday), "--force"])
+    assert result.exit_code == 0, result.output
+    with Image.open(holiday) as image:
+        assert image.format == "PNG"
+    result = CliRunner().invoke(cli, ["plot", "curves", str(tmp_path / "run"), "--out", str(tmp_path / "c.svg")])
+    assert result.exit_code == 0 and (tmp_path / "c.svg").read_text().lstrip().startswith("<?xml")
+
+
 def test_read_metrics_errors_name_file_and_line(tmp_path):
     with pytest.raises(DataError, match="metrics.jsonl does not exist"):
         read_metrics(tmp_path)
-    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "loss": {}}\n{"epoch": 2, oops\n')
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "loss": {}}\n{"epoch": 2, oops\n{"epoch": 3}\n')
     with pytest.raises(DataError, match=r"metrics.jsonl, line 2: not JSON"):
         read_metrics(tmp_path)
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "loss": {}}\n{"epoch": 2, "lo')  # a run still writing
+    assert [r["epoch"] for r in read_metrics(tmp_path)] == [1]
     (tmp_path / "metrics.jsonl").write_text('{"loss": {"J_m": 1}}\n')
     with pytest.raises(DataError, match="line 1: expected an object with an integer 'epoch'"):
         read_metrics(tmp_path)

@@ -21,7 +21,9 @@ def plot_group() -> None:
               help="Map the first N classes of the split.")
 @click.option("--per-class", type=click.IntRange(min=1), help="At most this many images per class (default: all).")
 @click.option("--seed", type=int, default=0, show_default=True, help="t-SNE random seed.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Picture to write (.png, .pdf, .svg, ...).")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
@@ -37,6 +39,7 @@ def tsne_command(
     batch_size: int,
     workers: int,
     device: str,
+    force: bool,
 ) -> None:
     """2-D t-SNE of CHECKPOINT's embeddings of DATASET's test images, one colour and marker per class."""
     import numpy as np
@@ -45,8 +48,10 @@ def tsne_command(
     from gcahng.errors import InputError
     from gcahng.retrieval import embed_dataset, load
     from gcahng.retrieval.gallery import skipped_summary
+    from gcahng.viz.output import check_figure_target, save_figure
     from gcahng.viz.tsne import plot_tsne, tsne_2d
 
+    out = check_figure_target(out, force=force)
     embedder = load(checkpoint, device=device)
     data = create_dataset(dataset, data_root, split)
     chosen = np.unique(data.labels)[:num_classes]
@@ -61,21 +66,23 @@ def tsne_command(
     names = {k: data.class_names[k] for k in chosen}
     fig = plot_tsne(points, labels, names,
                     title=f"t-SNE of {embedder.spec.backbone} embeddings, {dataset} {split}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
+    save_figure(fig, out, dpi=150)
     click.echo(f"wrote {out} ({len(points)} images, {len(chosen)} classes)")
 
 
 @plot_group.command("curves")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
-def curves_command(run_dir: Path, out: Path) -> None:
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Picture to write (.png, .pdf, .svg, ...).")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def curves_command(run_dir: Path, out: Path, force: bool) -> None:
     """Every loss term and Recall@1 / MAP@R over epochs, from RUN_DIR/metrics.jsonl."""
     from gcahng.viz.curves import plot_curves, read_metrics
+    from gcahng.viz.output import check_figure_target, save_figure
 
+    out = check_figure_target(out, force=force)
     records = read_metrics(run_dir)
     run = run_dir.expanduser().resolve()
     fig = plot_curves(records, title=f"Training curves: {(run if run.is_dir() else run.parent).name}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    save_figure(fig, out, dpi=120)
     click.echo(f"wrote {out} ({len(records)} epochs)")

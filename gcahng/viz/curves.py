@@ -23,12 +23,13 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """The epoch records of ``path`` (a ``metrics.jsonl`` file or the run folder holding one).
 
     Raises :class:`DataError` naming the file and line for a missing file, a line that is not
-    a JSON object with an integer ``epoch``, or a file without records.
+    a JSON object with an integer ``epoch``, or a file without records. A torn last line (a run
+    still writing, or killed mid-write) is dropped with a warning, as a resumed run drops it.
     """
     path = Path(path).expanduser()
     if path.is_dir():
         path = path / METRICS_FILE
-    records = read_records(path)
+    records = read_records(path, drop_torn_tail=True)
     if not records:
         raise DataError(f"{path} holds no epoch records")
     return records

@@ -271,6 +271,14 @@ def test_folder_class_folder_linking_outside_is_rejected(tmp_path):
         create_dataset("folder", tmp_path / "data")
 
 
+def test_folder_image_link_loop_is_a_listed_problem(tmp_path):
+    make_folder(tmp_path / "data", {"a": 2, "b": 2})
+    loop = tmp_path / "data" / "a" / "loop.jpg"
+    loop.symlink_to(loop)  # opening it fails with ELOOP
+    with pytest.raises(DataError, match=r"loop.jpg cannot be opened \(Too many levels of symbolic links\)"):
+        create_dataset("folder", tmp_path / "data")
+
+
 def test_digits_default_set():
     train = create_dataset("digits", split="train")
     test = create_dataset("digits", split="test")

@@ -63,12 +63,20 @@ def verify_files(root: Path, paths: Sequence[str], where: Sequence[str]) -> None
                 problems.append(f"{where[i]}: listed file {paths[i]} does not exist")
             elif entry.is_symlink() and not _inside(os.path.realpath(entry.path), real_root):
                 problems.append(f"{where[i]}: {paths[i]} is a symbolic link pointing outside the dataset root {root}")
-            elif not entry.is_file():
-                problems.append(f"{where[i]}: listed path {paths[i]} is not a file")
+            elif (reason := _not_a_file(entry)) is not None:
+                problems.append(f"{where[i]}: listed path {paths[i]} {reason}")
     if problems:
         shown = "\n  ".join(problems[:_MAX_LISTED])
         more = f"\n  ... and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
         raise DataError(f"{len(problems)} listed image file(s) are unusable:\n  {shown}{more}")
+
+
+def _not_a_file(entry: os.DirEntry) -> str | None:
+    """Why ``entry`` (links followed) is not a regular file, or None when it is one."""
+    try:
+        return None if entry.is_file() else "is not a file"
+    except OSError as err:  # a link loop (ELOOP), a name too long, ...
+        return f"cannot be opened ({err.strerror})"
 
 
 def locate(root: Path, marker: str, subfolders: Sequence[str], how_to_get: str) -> Path:

@@ -75,6 +75,19 @@ def test_low_opset_and_missing_checkpoint_are_clear_errors(tmp_path):
     assert result.exit_code != 0 and "17" in result.output
 
 
+def test_options_out_of_range_and_the_checkpoint_as_out_are_refused(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "m.pt")
+    before = ckpt.read_bytes()
+    for args, message in ((["--opset", "99"], "opset must be between 18 (torch's ONNX exporter) and "),
+                          (["--image-size", "100000"], "--image-size must be between 8 and 2048 pixels, got 100000"),
+                          (["--image-size", "4"], "--image-size must be between 8 and 2048 pixels, got 4")):
+        result = CliRunner().invoke(cli, ["export", str(ckpt), "--out", str(tmp_path / "m.onnx"), *args])
+        assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output, result.output
+    result = CliRunner().invoke(cli, ["export", str(ckpt), "--out", str(ckpt), "--force"])
+    assert result.exit_code != 0 and "is the checkpoint being exported; it is never overwritten" in result.output
+    assert ckpt.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
 def test_export_writes_through_a_unique_temporary_and_leaves_other_files_alone(tmp_path):
     ckpt = make_checkpoint(tmp_path / "m.pt")
     out = tmp_path / "new folder" / "m.onnx"

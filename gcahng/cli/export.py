@@ -9,8 +9,8 @@ import click
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="ONNX file to write.")
-@click.option("--image-size", type=click.IntRange(min=8), help="Crop side in pixels (default: the checkpoint's).")
-@click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, help="ONNX opset.")
+@click.option("--image-size", type=int, help="Crop side in pixels, 8 to 2048 (default: the checkpoint's).")
+@click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset.")
 @click.option("--images", "images_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Verify on up to 8 images of this folder (default: generated images).")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")

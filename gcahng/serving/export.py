@@ -28,6 +28,8 @@ from gcahng.serving.onnx_format import INPUT_NAME, ONNX_FORMAT, ONNX_VERSION, OU
 DEFAULT_OPSET = 18
 TOLERANCE = 1e-4
 """Largest accepted max-abs difference between onnxruntime's and PyTorch's float32 embeddings."""
+MAX_IMAGE_SIZE = 2048
+"""Largest crop side ``gcahng export`` traces a network at, pixels."""
 VERIFY_SIZES = ((97, 131), (200, 150), (64, 64))
 """Width x height of the generated verification images (odd sizes exercise resize and crop)."""
 
@@ -104,8 +106,14 @@ def export_onnx(
     out = Path(out).expanduser()
     if out.exists() and not force:
         raise InputError(f"{out} exists; pass --force to overwrite it")
-    if opset < 18:
-        raise InputError(f"opset must be at least 18 (torch's ONNX exporter), got {opset}")
+    if out.exists() and os.path.exists(checkpoint) and os.path.samefile(out, checkpoint):
+        raise InputError(f"--out {out} is the checkpoint being exported; it is never overwritten")
+    newest = onnx.defs.onnx_opset_version()
+    if not 18 <= opset <= newest:
+        raise InputError(f"opset must be between 18 (torch's ONNX exporter) and {newest} (the newest this onnx "
+                         f"knows), got {opset}")
+    if image_size is not None and not 8 <= image_size <= MAX_IMAGE_SIZE:
+        raise InputError(f"--image-size must be between 8 and {MAX_IMAGE_SIZE} pixels, got {image_size}")
     embedder = _with_image_size(load(checkpoint), image_size)
     preprocess = embedder.transform
     size = preprocess.image_size
@@ -125,6 +133,10 @@ def export_onnx(
             raise ExportError("torch.onnx.export returned no program")
         program.save(tmp)
         model = onnx.load(tmp)
+        written = next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), None)
+        if written != opset:
+            raise ExportError(f"torch's ONNX exporter wrote opset {written}, not the opset {opset} asked for; "
+                              f"{out} not written")
         spec = embedder.spec.to_dict() | {"image_size": size, "resize_size": preprocess.resize_size}
         meta = {"format": ONNX_FORMAT, "version": ONNX_VERSION, "embedding_dim": str(embedder.embedding_dim),
                 "preprocess": json.dumps(preprocess.to_dict()), "model_spec": json.dumps(spec),

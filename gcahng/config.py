@@ -251,7 +251,7 @@ def _check_values(cfg: TrainConfig) -> None:
             raise ConfigError(f"config key 'val_fraction' must be between 0 and 1, got {cfg.val_fraction}")
         if cfg.val_count is not None and cfg.val_count < 1:
             raise ConfigError(f"config key 'val_count' must be >= 1, got {cfg.val_count}")
-    if cfg.device != "auto" and cfg.device.split(":")[0] not in ("cpu", "cuda", "mps"):
+    if cfg.device not in ("auto", "cpu", "cuda", "mps") and re.fullmatch(r"cuda:\d+", cfg.device) is None:
         raise ConfigError(f"config key 'device' must be auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}")
 
 
@@ -269,21 +269,48 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "config") -> Trai
         raise ConfigError(f"{source}: {err}") from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, typing.Hashable):
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
+                                                            key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's error in one line: the problem and where it is."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+        mark = err.problem_mark
+        return f"{err.problem or err.context} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
 def read_yaml(path: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The mapping in the YAML file ``path``, on top of its ``base:`` file if it names one;
     problems raise ``ConfigError`` naming the file."""
     path = Path(path).expanduser()
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as err:  # a name too long, ...
+        raise ConfigError(f"config file {str(path)[:200]!r} cannot be read: {err.strerror or err}") from None
+    if not exists:
         raise ConfigError(f"config file {describe(path)!r} does not exist")
     regular_file(path, "config file", ConfigError)  # a FIFO would block the read
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except UnicodeDecodeError as err:
         raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {err.start}: {err.reason})") from None
     except OSError as err:
         raise ConfigError(f"config file {str(path)!r} cannot be read: {err.strerror or err}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {_yaml_problem(err)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

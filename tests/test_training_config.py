@@ -104,6 +104,8 @@ def test_yaml_exponent_numbers_and_assignments_are_read_as_numbers(tmp_path: Pat
         ({"heads": 3}, "'heads' (3) must divide 'embedding_dim' (512)"),
         ({"val_fraction": None}, "selection 'val' needs exactly one of 'val_fraction' and 'val_count'"),
         ({"device": "tpu"}, "'device' must be auto, cpu"),
+        ({"device": "cuda:abc"}, "'device' must be auto, cpu, cuda, cuda:N or mps, got 'cuda:abc'"),
+        ({"device": "cpu:0"}, "'device' must be auto, cpu, cuda, cuda:N or mps, got 'cpu:0'"),
         ({"alpha": float("nan")}, "'alpha' must be a finite number, got nan"),
         ({"base_lr": float("inf")}, "'base_lr' must be a finite number, got inf"),
         ({"crop_scale": [0.5, float("nan")]}, "'crop_scale' must be a finite number, got nan"),
@@ -135,6 +137,17 @@ def test_bad_files_are_named(tmp_path: Path) -> None:
         load_config(tmp_path / "key.yaml")
     with pytest.raises(ConfigError, match="--set expects key=value"):
         parse_assignments(["alpha"])
+    for name, text, problem in (("twice.yaml", "epochs: 1\nepochs: 2\n",
+                                 "key 'epochs' is given twice (line 2, column 1)"),
+                                ("tab.yaml", "a:\n\t- x\n", "(line 2, column 1)"),
+                                ("two.yaml", "a: 1\n---\nb: 2\n", "but found another document (line 2, column 1)")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ConfigError, match=re.escape(f"{name}' is not valid YAML: ") + ".*" + re.escape(problem)
+                           ) as caught:
+            load_config(tmp_path / name)
+        assert "\n" not in str(caught.value)
+    with pytest.raises(ConfigError, match="cannot be read: File name too long"):
+        load_config(tmp_path / ("a" * 300 + ".yaml"))
     (tmp_path / "latin1.yaml").write_bytes("# réglages\nepochs: 3\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=r"config file '.*latin1\.yaml' is not UTF-8 text \(byte 3"):
         load_config(tmp_path / "latin1.yaml")

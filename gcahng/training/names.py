@@ -17,6 +17,9 @@ from gcahng.errors import ConfigError
 def import_plugins(modules: tuple[str, ...] | list[str]) -> None:
     """Import the user's modules that register components."""
     for name in modules:
+        if not name or name.startswith("."):
+            raise ConfigError(f"config key 'plugins': {name!r} is not an absolute module name "
+                              "(such as my_package.layers)")
         try:
             importlib.import_module(name)
         except ImportError as err:

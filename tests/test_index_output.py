@@ -137,6 +137,17 @@ def test_files_of_another_index_are_refused(tmp_path: Path, world) -> None:
     assert len(Index.load(first)) == 4
 
 
+def test_a_name_with_a_line_break_is_skipped_and_listed(tmp_path: Path, world) -> None:
+    ckpt, gallery = world
+    (gallery / "0.png").rename(gallery / "a\nb.png")
+    out = tmp_path / "index"
+    code, output = _index(ckpt, "--images", gallery, "--out", out)
+    assert code == 0, output
+    assert len(Index.load(out)) == 3
+    listed = (out / "skipped.txt").read_text().splitlines()
+    assert listed == [f"{gallery}/a\\nb.png\tits name holds a line break or tab (a gallery lists one path per line)"]
+
+
 def test_force_does_not_replace_an_index_beside_other_files(tmp_path: Path, world) -> None:
     ckpt, gallery = world
     out = tmp_path / "index"

@@ -16,7 +16,8 @@ from gcahng.user_paths import describe, non_regular_reason, regular_file
 class ImageScan(NamedTuple):
     """The image-named entries under a folder: ``paths``, the regular files (links followed), and
     ``not_regular``, ``(path, reason)`` of the others (FIFOs, sockets, devices, dangling links),
-    which are never opened: a FIFO would block the reader forever."""
+    which are never opened: a FIFO would block the reader forever; and of names with a line break
+    or tab, which no one-path-per-line list can hold (the path is given with ``\\n`` etc.)."""
 
     paths: list[Path]
     not_regular: list[tuple[str, str]]
@@ -39,9 +40,21 @@ def scan_images(folder: str | Path) -> ImageScan:
     )
     if not names:
         raise InputError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {folder}")
-    reasons = [non_regular_reason(path) for path in names]
+    reasons = [_LINE_BREAK if _has_line_break(path) else non_regular_reason(path) for path in names]
     return ImageScan([p for p, r in zip(names, reasons, strict=True) if r is None],
-                     [(describe(p), r) for p, r in zip(names, reasons, strict=True) if r is not None])
+                     [(_escaped(describe(p)), r) for p, r in zip(names, reasons, strict=True) if r is not None])
+
+
+_LINE_BREAK = "its name holds a line break or tab (a gallery lists one path per line)"
+
+
+def _has_line_break(path: Path) -> bool:
+    return any(c in str(path) for c in "\n\r\t")
+
+
+def _escaped(text: str) -> str:
+    """``text`` with line breaks and tabs written as ``\\n``, ``\\r``, ``\\t`` (one line of ``skipped.txt``)."""
+    return text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
 
 
 def list_images(folder: str | Path) -> list[Path]:

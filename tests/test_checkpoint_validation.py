@@ -119,3 +119,18 @@ def test_a_config_saved_before_the_later_keys_loads_with_its_old_behaviour(tmp_p
     assert config["edge_dropout"] == "independent"  # every ordered edge, as runs computed them then
     assert {k: config[k] for k in old} == old
     assert set(KEYS_ADDED_LATER) <= set(FIELD_NAMES)
+
+
+def test_a_checkpoint_damaged_after_it_was_written_is_named(tmp_path: Path, gallery: Path) -> None:
+    payload = _payload()
+    path = _save(tmp_path / "m.pt", payload)
+    raw = bytearray(path.read_bytes())
+    weights = next(t for t in payload["model"].values() if t.numel() >= 64).numpy().tobytes()
+    at = raw.find(weights[:64])
+    assert at > 0
+    raw[at + 5] ^= 0x10  # one bit of one weight: the tensor still loads, to another value
+    path.write_bytes(bytes(raw))
+    _fails(["index", path, "--images", gallery, "--out", tmp_path / "idx", "--workers", "0"],
+           f"checkpoint {path} is damaged: its entry ", "fails its CRC-32 check")
+    with pytest.raises(CheckpointError, match="fails its CRC-32 check"):
+        read_checkpoint(path)

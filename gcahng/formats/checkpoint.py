@@ -33,6 +33,7 @@ import json
 import math
 import os
 import time
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,9 @@ def read_payload(path: str | Path, *, mmap: bool = False) -> Any:
         raise CheckpointError(f"checkpoint {shown} is empty (0 bytes)")
     if not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC)):
         raise CheckpointError(f"{shown} is not a PyTorch checkpoint file")
+    if head.startswith(_ZIP_MAGIC) and (damaged := _failing_crc(path)) is not None:
+        raise CheckpointError(f"checkpoint {shown} is damaged: its entry {damaged} fails its CRC-32 check "
+                              "(the file changed after it was written)")
     try:
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
@@ -128,8 +132,21 @@ def read_payload(path: str | Path, *, mmap: bool = False) -> Any:
                 raise
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many unrelated types for a bad file
+        if "weights_only" in str(err):  # torch's advice (weights_only=False) would run the file's code
+            raise CheckpointError(f"cannot read checkpoint {shown}: it holds Python objects other than tensors "
+                                  "and plain values, which are not loaded (that could run code)") from err
         reason = str(err).strip().splitlines()[0] if str(err).strip() else "truncated or corrupt"
         raise CheckpointError(f"cannot read checkpoint {shown}: {type(err).__name__}: {reason}") from err
+
+
+def _failing_crc(path: Path) -> str | None:
+    """The first entry of the zip file ``path`` whose CRC-32 does not match, or None (also when the
+    archive cannot be read as a whole: torch then names that problem)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError):
+        return None
 
 
 def _check_ours(payload: Any, path: Path) -> dict[str, Any]:

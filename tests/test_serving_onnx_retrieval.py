@@ -74,3 +74,12 @@ def test_onnx_path_imports_no_torch(world):
     last = json.loads(out.strip().splitlines()[-1])
     assert json.loads(out[: out.rindex("\n{")])["queries"][0]["results"][0]["path"].endswith("pear/1.png")
     assert last == {"first": str(world["gallery"] / "plum" / "2.png"), "loaded": []}
+
+
+def test_an_export_of_the_same_checkpoint_at_another_size_is_refused(world, tmp_path):
+    larger = export_onnx(world["checkpoint"], tmp_path / "m64.onnx", image_size=64).path
+    for index_name in ("index_ckpt", "index_onnx"):
+        result = _retrieve("--query", world["gallery"] / "apple" / "0.png", "--index", world[index_name],
+                           "--model", larger)
+        assert result.exit_code != 0 and "preprocesses images differently" in result.output
+        assert "image_size 32 (index) against 64" in result.output, result.output

@@ -56,6 +56,25 @@ def load_model(path: str | Path, device: str = "cpu") -> AnyEmbedder:
     return load(path, device=device)
 
 
+PREPROCESSING_KEYS = ("image_size", "resize_size", "mean", "std")
+"""The model-spec fields that fix how an image becomes the network's input: a query model and the
+index's model must agree on them (an export at another ``--image-size`` is the same network, but
+its embeddings are not comparable)."""
+
+
+def _preprocessing(spec: Any) -> dict[str, Any]:
+    """The :data:`PREPROCESSING_KEYS` of a model spec, with the default resize spelled out."""
+    values = {key: spec[key] for key in PREPROCESSING_KEYS if key in spec}
+    if values.get("resize_size") is None and isinstance(values.get("image_size"), int):
+        from gcahng.preprocess import default_resize
+
+        values["resize_size"] = default_resize(values["image_size"])
+    for key in ("mean", "std"):
+        if isinstance(values.get(key), list | tuple) and all(isinstance(v, int | float) for v in values[key]):
+            values[key] = [float(v) for v in values[key]]
+    return values
+
+
 @dataclass(frozen=True)
 class Hit:
     """One search result; ``score`` is the cosine similarity in [-1, 1]."""
@@ -316,6 +335,13 @@ class Index:
                 f"{self.model.kind} {self.model.path}) than {embedder.kind} {embedder.path} "
                 f"(fingerprint {embedder.fingerprint}); rebuild the index or pass the matching model"
             )
+        indexed, given = _preprocessing(self.model.model_spec or {}), _preprocessing(embedder.model_spec)
+        differ = [key for key in PREPROCESSING_KEYS if key in indexed and key in given and indexed[key] != given[key]]
+        if differ:
+            shown = ", ".join(f"{key} {indexed[key]} (index) against {given[key]}" for key in differ)
+            raise CheckpointError(f"{embedder.kind} {embedder.path} preprocesses images differently from the model "
+                                  f"that built the index ({shown}); its embeddings would not be comparable: rebuild "
+                                  "the index with it or pass the matching model")
 
     def load_embedder(self, model: str | Path | None = None, device: str = "cpu") -> AnyEmbedder:
         """The model that built this index: ``model`` (a checkpoint or ``.onnx`` file) if given,

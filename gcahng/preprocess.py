@@ -38,6 +38,8 @@ class TestPreprocess:
             raise InputError(f"need 1 <= image_size <= resize_size, got {self.image_size} and {self.resize_size}")
         self.mean = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
         self.std = np.asarray(std, dtype=np.float32).reshape(3, 1, 1)
+        if not (np.isfinite(self.mean).all() and np.isfinite(self.std).all() and (self.std > 0).all()):
+            raise InputError(f"need finite mean and std > 0 for the 3 channels, got {list(mean)} and {list(std)}")
 
     @classmethod
     def for_spec(cls, spec: Any) -> TestPreprocess:

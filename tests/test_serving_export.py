@@ -99,3 +99,21 @@ def test_export_writes_through_a_unique_temporary_and_leaves_other_files_alone(t
     assert sorted(p.name for p in out.parent.iterdir()) == ["m.onnx", "m.onnx.tmp"]
     export_onnx(ckpt, tmp_path / "made" / "m.onnx")  # a missing folder is created
     assert (tmp_path / "made" / "m.onnx").is_file()
+
+
+def test_edited_preprocessing_metadata_is_refused(tmp_path):
+    import onnx
+
+    from gcahng.errors import CheckpointError
+    from gcahng.serving.onnx_embedder import OnnxEmbedder
+
+    path = export_onnx(make_checkpoint(tmp_path / "m.pt"), tmp_path / "m.onnx").path
+    for change, message in (({"std": [0.0, 0.2, 0.2]}, "need finite mean and std > 0"),
+                            ({"center_crop": 16, "resize_shorter_side": 18}, "crops 16 x 16 pixels but the network "
+                                                                            "takes 32 x 32")):
+        model = onnx.load(path)
+        entry = next(e for e in model.metadata_props if e.key == "gcahng.preprocess")
+        entry.value = json.dumps(json.loads(entry.value) | change)
+        onnx.save(model, tmp_path / "edited.onnx")
+        with pytest.raises(CheckpointError, match=f"edited.onnx has malformed gcahng metadata: .*{message}"):
+            OnnxEmbedder(tmp_path / "edited.onnx")

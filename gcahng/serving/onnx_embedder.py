@@ -66,6 +66,11 @@ class OnnxEmbedder:
             self.source_fingerprint: str = meta[PREFIX + "source_fingerprint"]
         except (KeyError, ValueError, InputError) as err:
             raise CheckpointError(f"{path} has malformed gcahng metadata: {err}") from err
+        side = self.transform.image_size
+        shape = tuple(self.session.get_inputs()[0].shape[2:])
+        if any(isinstance(n, int) and n != side for n in shape):
+            raise CheckpointError(f"{path} has malformed gcahng metadata: its preprocessing crops {side} x {side} "
+                                  f"pixels but the network takes {' x '.join(map(str, shape))}")
         self.metadata = {key.removeprefix(PREFIX): value for key, value in meta.items() if key.startswith(PREFIX)}
         self.fingerprint = file_sha256(self.path)
 

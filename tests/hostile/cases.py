@@ -408,6 +408,29 @@ def _(inputs, world):
                    expect=[str(mine)])
 
 
+@case("fit-out-not-a-run", "4", "fit --out a folder of the user's files (metrics.jsonl, test_metrics.json, notes)",
+      "refused; the folder untouched", "error")
+def _(inputs, world):
+    mine = inputs / "mine"
+    (mine / "checkpoints").mkdir(parents=True)
+    (mine / "metrics.jsonl").write_text('{"mine": 1}\n')
+    (mine / "test_metrics.json").write_text("{}\n")
+    (mine / "checkpoints" / ".notes.abcdef12.tmp").write_text("draft\n")
+    return _fit("--epochs", "1", "--out", mine, expect=[str(mine), "is not empty"])
+
+
+@case("index-rebuild-interrupted", "4", "index folder whose index.faiss is another index's (a rebuild killed "
+      "before index.json)", "reported as corrupt", "error")
+def _(inputs, world):
+    index = _index_copy(inputs, world)
+    stored = faiss.read_index(str(index / "index.faiss"))
+    vectors = stored.reconstruct_n(0, stored.ntotal)[::-1]  # the same vectors, in another order
+    other = faiss.IndexFlatIP(stored.d)
+    other.add(np.ascontiguousarray(vectors))
+    faiss.write_index(other, str(index / "index.faiss"))
+    return _retrieve(index, world.gallery / "apple" / "0.png", expect=[str(index / "index.faiss"), "corrupt"])
+
+
 @case("index-out-force", "4", "index --out an existing index --force", "replaces the index", "ok")
 def _(inputs, world):
     index = _index_copy(inputs, world)

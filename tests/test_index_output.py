@@ -97,12 +97,12 @@ def test_a_rebuild_killed_halfway_is_refused_then_replaced_with_force(tmp_path: 
     assert _index(ckpt, "--images", gallery, "--out", out)[0] == 0
     real = index_folder.write_atomically
 
-    def killed_after_the_vectors(target, write):
+    def killed_after_the_gallery(target, write):
         real(target, write)
-        if Path(target).name == FAISS_FILE:
+        if Path(target).name == GALLERY_FILE:
             raise _Killed
 
-    monkeypatch.setattr(index_folder, "write_atomically", killed_after_the_vectors)
+    monkeypatch.setattr(index_folder, "write_atomically", killed_after_the_gallery)
     with pytest.raises(_Killed):
         CliRunner().invoke(cli, ["index", str(ckpt), "--images", str(_gallery(tmp_path / "other", 4)), "--out",
                                  str(out), "--workers", "0", "--force"], catch_exceptions=False)

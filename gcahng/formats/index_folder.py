@@ -19,9 +19,11 @@ An index folder holds
 - ``.gcahng.lock``: the folder lock its writer held (:mod:`gcahng.locking`).
 
 Every file is written by :func:`gcahng.formats.atomic.write_atomically` (a unique temporary name,
-``.index.faiss.XXXXXXXX.tmp``, renamed into place). A writer removes ``index.json`` first and writes it
-last, so a folder whose writer was killed holds no ``index.json``: it is an incomplete index, which
-readers refuse and ``--force`` replaces. Anything that does not match the schema is
+``.index.faiss.XXXXXXXX.tmp``, renamed into place). A writer removes ``index.json`` once the new
+``index.faiss`` is in place (a full disk before that leaves the old index whole) and writes it last,
+so a folder whose writer was killed holds no ``index.json`` (an incomplete index, which readers
+refuse and ``--force`` replaces) or one whose recorded SHA-256 does not match (refused as corrupt).
+Anything that does not match the schema is
 refused as corrupt, naming the file and the field. A folder is written only when it is new,
 empty, or (``force``) an index folder that holds nothing but these files: :func:`check_index_output`.
 """
@@ -416,8 +418,8 @@ def write_index_folder(directory: str | Path, contents: IndexContents) -> Path:
         "source": contents.source,
     }
     gallery = {"items": gallery_items(contents.paths, contents.source), "labels": contents.labels}
-    (directory / META_FILE).unlink(missing_ok=True)  # until the last write, the folder is an incomplete index
     write_atomically(directory / FAISS_FILE, lambda tmp: faiss.write_index(contents.faiss_index, tmp))
+    (directory / META_FILE).unlink(missing_ok=True)  # until the last write, the folder is an incomplete index
     write_atomically(directory / GALLERY_FILE, write_bytes(json.dumps(gallery).encode()))
     meta["files"] = {name: file_record(directory / name) for name in (FAISS_FILE, GALLERY_FILE)}
     write_atomically(directory / META_FILE, write_bytes(json.dumps(meta, indent=1).encode()))

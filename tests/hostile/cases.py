@@ -424,9 +424,9 @@ def _(inputs, world):
 def _(inputs, world):
     index = _index_copy(inputs, world)
     stored = faiss.read_index(str(index / "index.faiss"))
-    vectors = stored.reconstruct_n(0, stored.ntotal)[::-1]  # the same vectors, in another order
+    vectors = np.stack([stored.reconstruct(i) for i in reversed(range(stored.ntotal))])  # another order
     other = faiss.IndexFlatIP(stored.d)
-    other.add(np.ascontiguousarray(vectors))
+    other.add(np.ascontiguousarray(vectors, dtype=np.float32))
     faiss.write_index(other, str(index / "index.faiss"))
     return _retrieve(index, world.gallery / "apple" / "0.png", expect=[str(index / "index.faiss"), "corrupt"])
 

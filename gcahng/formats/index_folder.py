@@ -29,7 +29,6 @@ empty, or (``force``) an index folder that holds nothing but these files: :func:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -44,6 +43,7 @@ from gcahng import __version__
 from gcahng.errors import CheckpointError, InputError
 from gcahng.formats.atomic import is_temporary_of, write_atomically, write_bytes
 from gcahng.locking import LOCK_FILE
+from gcahng.serving.onnx_format import file_sha256
 from gcahng.user_paths import describe, non_regular_reason, regular_file
 
 INDEX_FORMAT = "gcahng-index"
@@ -252,11 +252,7 @@ def _check_meta(meta: Any, corrupt: _Corrupt, directory: Path) -> None:
 
 def file_record(path: Path) -> dict[str, Any]:
     """``{"bytes": size, "sha256": hex digest}`` of the file ``path``."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    return {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 def _check_file_records(meta: dict, corrupt: _Corrupt, *paths: Path) -> None:
